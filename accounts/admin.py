@@ -1,0 +1,154 @@
+"""Users and the audit log in the admin. Every change goes through accounts.services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from accounts import services
+from accounts.models import AuditEvent, User
+
+
+class ParleyUserChangeForm(UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        model = User
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        original = User.objects.get(pk=self.instance.pk)
+        services.check_admin_change(
+            user=original,
+            role=cleaned.get("role", original.role),
+            is_active=cleaned.get("is_active", original.is_active),
+        )
+        return cleaned
+
+
+class ParleyUserCreationForm(AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = User
+        fields = ("username", "email", "role")
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    form = ParleyUserChangeForm
+    add_form = ParleyUserCreationForm
+    list_display = (
+        "username",
+        "email",
+        "role",
+        "is_active",
+        "approved",
+        "date_joined",
+        "last_login",
+    )
+    list_filter = ("role", "is_active", "approved")
+    search_fields = ("username", "email", "first_name", "last_name")
+    ordering = ("username",)
+    actions = ["approve_users", "deactivate_users"]
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        (_("Personal info"), {"fields": ("first_name", "last_name", "email")}),
+        (_("Access"), {"fields": ("role", "is_active", "approved")}),
+        (_("Important dates"), {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": (
+                    "username",
+                    "email",
+                    "role",
+                    "usable_password",
+                    "password1",
+                    "password2",
+                ),
+            },
+        ),
+    )
+    readonly_fields = ("last_login", "date_joined")
+
+    def save_model(self, request: HttpRequest, obj: User, form: forms.Form, change: bool) -> None:
+        if not change:
+            obj.approved = True
+            super().save_model(request, obj, form, change)
+            services.user_created_by_admin(user=obj, actor=request.user, request=request)
+            return
+        original = User.objects.get(pk=obj.pk)
+        wanted = {"role": obj.role, "is_active": obj.is_active, "approved": obj.approved}
+        obj.role, obj.is_active, obj.approved = original.role, original.is_active, original.approved
+        plain_fields = [name for name in form.changed_data if name not in {*wanted, "password"}]
+        if plain_fields:
+            obj.save(update_fields=plain_fields)
+        services.user_set_role(user=obj, role=wanted["role"], actor=request.user, request=request)
+        services.user_set_active(
+            user=obj, is_active=wanted["is_active"], actor=request.user, request=request
+        )
+        services.user_set_approved(
+            user=obj, approved=wanted["approved"], actor=request.user, request=request
+        )
+
+    @admin.action(description=_("Approve selected users"))
+    def approve_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        count = services.users_approve(users=queryset, actor=request.user, request=request)
+        self.message_user(
+            request,
+            ngettext("%(count)d user approved.", "%(count)d users approved.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Deactivate selected users"))
+    def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        try:
+            count = services.users_deactivate(users=queryset, actor=request.user, request=request)
+        except forms.ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return
+        self.message_user(
+            request,
+            ngettext("%(count)d user deactivated.", "%(count)d users deactivated.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # Bulk delete could remove every admin at once; accounts are deleted one by one.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        # Deleting the last admin would lock everyone out of the admin.
+        if obj is not None and obj.is_admin and not services.has_other_active_admin(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "action", "actor_username", "target", "ip")
+    list_filter = ("action", "created_at")
+    search_fields = ("actor_username", "target", "ip")
+    date_hierarchy = "created_at"
+    readonly_fields = ("created_at", "actor", "actor_username", "action", "target", "ip", "detail")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,142 @@
+"""Accounts: the User (role is the source of truth) and the append-only audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", _("Admin")
+    USER = "user", _("User")
+
+
+class ParleyUserManager(UserManager):
+    """`createsuperuser` makes an ADMIN; `is_staff`/`is_superuser` always follow the role."""
+
+    def create_superuser(
+        self, username: str, email: str | None = None, password: str | None = None, **extra: Any
+    ) -> User:
+        extra["role"] = Role.ADMIN
+        extra["approved"] = True
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return super().create_superuser(username, email, password, **extra)
+
+
+class User(AbstractUser):
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.USER)
+    approved = models.BooleanField(
+        _("approved"),
+        default=True,
+        help_text=_("Unapproved accounts can log in only to a 'waiting for approval' page."),
+    )
+
+    objects = ParleyUserManager()
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(role__in=Role.values), name="accounts_user_role_valid"
+            ),
+            # The flags Django's admin and permissions read are derived from the role.
+            models.CheckConstraint(
+                condition=(
+                    Q(role=Role.ADMIN, is_staff=True, is_superuser=True)
+                    | Q(role=Role.USER, is_staff=False, is_superuser=False)
+                ),
+                name="accounts_user_flags_follow_role",
+            ),
+        ]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.sync_flags_with_role()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "role" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "is_staff", "is_superuser"}
+        super().save(*args, **kwargs)
+
+    def sync_flags_with_role(self) -> None:
+        is_admin = self.role == Role.ADMIN
+        self.is_staff = is_admin
+        self.is_superuser = is_admin
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN and self.is_active
+
+
+class AuditAction(models.TextChoices):
+    LOGIN = "login", _("Log-in")
+    LOGIN_FAILED = "login_failed", _("Failed log-in")
+    LOGIN_LOCKED = "login_locked", _("Log-in locked out")
+    LOGOUT = "logout", _("Log-out")
+    SIGNUP = "signup", _("Sign-up")
+    APPROVAL = "approval", _("Approval")
+    ROLE_CHANGE = "role_change", _("Role change")
+    ACTIVE_CHANGE = "active_change", _("Active change")
+    PASSWORD_CHANGE = "password_change", _("Password change")
+    USER_CREATE = "user_create", _("User created by admin")
+    MODEL_CREATE = "model_create", _("Model created")
+    MODEL_UPDATE = "model_update", _("Model updated")
+    MODEL_DELETE = "model_delete", _("Model deleted")
+    API_KEY_SET = "api_key_set", _("API key set or replaced")
+    KEY_ROTATION = "key_rotation", _("Encryption key rotation")
+    SETTING_CHANGE = "setting_change", _("System setting change")
+    CHAT_DELETE = "chat_delete", _("Chat deleted")
+    EXPORT = "export", _("Export")
+    BACKUP = "backup", _("Backup")
+    RESTORE = "restore", _("Restore")
+    CLEANUP = "cleanup", _("Clean-up")
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> int:
+        raise PermissionError("audit events are append-only")
+
+
+class AuditEvent(models.Model):
+    """A security-relevant action. Append-only; never a secret or message content."""
+
+    created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # Kept as text too, so the record still names the actor after the account is deleted.
+    actor_username = models.CharField(_("actor name"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=32, choices=AuditAction.choices)
+    target = models.CharField(_("target"), max_length=255, blank=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=AuditAction.values), name="accounts_auditevent_action_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.target}".strip()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError("audit events are append-only")
+        super().save(*args, **kwargs)

@@ -1,0 +1,94 @@
+"""Chat sessions and their messages."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class ChatSession(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="chat_sessions",
+    )
+    # A chat outlives its model: deleting a model leaves the conversation readable.
+    model_config = models.ForeignKey(
+        "models_registry.ModelConfig",
+        verbose_name=_("model"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="chat_sessions",
+    )
+    title = models.CharField(_("title"), max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # Last activity, the sidebar's order; set explicitly when a message is added.
+    updated_at = models.DateTimeField(_("last activity"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("chat")
+        verbose_name_plural = _("chats")
+        ordering = ["-updated_at", "-id"]
+        indexes = [
+            # Keyset pagination of the sidebar: WHERE user = ? AND (updated_at, id) < (?, ?)
+            models.Index(fields=["user", "-updated_at", "-id"], name="chat_session_user_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or _("Untitled chat")
+
+
+class MessageRole(models.TextChoices):
+    SYSTEM = "system", _("System")
+    USER = "user", _("User")
+    ASSISTANT = "assistant", _("Assistant")
+
+
+class MessageStatus(models.TextChoices):
+    STREAMING = "streaming", _("Streaming")
+    COMPLETE = "complete", _("Complete")
+    STOPPED = "stopped", _("Stopped")
+    ERROR = "error", _("Error")
+    INTERRUPTED = "interrupted", _("Interrupted")
+
+
+class Message(models.Model):
+    session = models.ForeignKey(
+        ChatSession, verbose_name=_("chat"), on_delete=models.CASCADE, related_name="messages"
+    )
+    role = models.CharField(_("role"), max_length=16, choices=MessageRole.choices)
+    content = models.TextField(_("content"), blank=True, default="")
+    # Counted once, when the message is written, so building a context never re-tokenises.
+    token_count = models.PositiveIntegerField(_("tokens"), default=0)
+    status = models.CharField(
+        _("status"), max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE
+    )
+    error = models.TextField(_("error"), blank=True, default="")
+    prompt_tokens = models.PositiveIntegerField(
+        _("prompt tokens (upstream)"), null=True, blank=True
+    )
+    completion_tokens = models.PositiveIntegerField(
+        _("completion tokens (upstream)"), null=True, blank=True
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        ordering = ["id"]
+        indexes = [models.Index(fields=["session", "id"], name="chat_message_session_id")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(role__in=MessageRole.values), name="chat_message_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=MessageStatus.values), name="chat_message_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} #{self.pk}"

@@ -1,0 +1,50 @@
+"""The chat home placeholder: which models exist, for this user only."""
+
+from __future__ import annotations
+
+import pytest
+
+from models_registry.models import ModelConfig
+
+
+@pytest.mark.django_db
+def test_anonymous_visitors_are_sent_to_log_in(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/"
+
+
+@pytest.mark.django_db
+def test_home_lists_active_system_and_own_personal_models(bob_client, bob, carol):
+    ModelConfig.objects.create(name="Team GPT", api_url="https://a.example/v1", model="gpt")
+    ModelConfig.objects.create(
+        name="Retired", api_url="https://a.example/v1", model="old", is_active=False
+    )
+    ModelConfig.objects.create(
+        owner=bob, name="Bob Qwen", api_url="https://b.example/v1", model="qwen"
+    )
+    ModelConfig.objects.create(
+        owner=carol, name="Carol Kimi", api_url="https://c.example/v1", model="kimi"
+    )
+    html = bob_client.get("/").content.decode()
+    assert "Team GPT" in html and "Bob Qwen" in html
+    assert "Retired" not in html and "Carol Kimi" not in html
+
+
+@pytest.mark.django_db
+def test_home_without_models_tells_an_admin_where_to_add_one(alice_client, bob_client):
+    admin_html = alice_client.get("/").content.decode()
+    assert "No model is set up yet." in admin_html
+    assert "/admin/models_registry/modelconfig/add/" in admin_html
+    user_html = bob_client.get("/").content.decode()
+    assert "Ask your administrator to add one." in user_html
+    assert "/admin/" not in user_html
+
+
+@pytest.mark.django_db
+def test_home_is_a_fixed_number_of_queries(bob_client, bob, django_assert_max_num_queries):
+    for n in range(20):
+        ModelConfig.objects.create(name=f"M{n}", api_url="https://a.example/v1", model="m")
+    bob_client.get("/")
+    with django_assert_max_num_queries(4):
+        bob_client.get("/")

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
+
+
+class ParleyConfig(AppConfig):
+    """The `config` app: SystemSetting, operations and health."""
+
+    name = "config"
+    verbose_name = "Configuration"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from config import checks, signals  # noqa: F401  (registers checks and handlers)
+
+
+class ParleyAdminConfig(AdminConfig):
+    """Django's admin with a site that admits only the ADMIN role."""
+
+    default_site = "config.admin_site.ParleyAdminSite"

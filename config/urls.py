@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from config.views import HealthView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
+    path("healthz", HealthView.as_view(), name="healthz"),
+    path("", include("chat.urls")),
+]

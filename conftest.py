@@ -1,0 +1,61 @@
+"""The shared cast: alice is the ADMIN, bob and carol are USERs."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from accounts.models import Role, User
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The database rolls back after each test; the shared cache must be emptied too."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def _make_user(username: str, role: str = Role.USER, **extra) -> User:
+    return User.objects.create_user(
+        username=username, email=f"{username}@example.com", password=PASSWORD, role=role, **extra
+    )
+
+
+@pytest.fixture
+def alice(db) -> User:
+    return _make_user("alice", Role.ADMIN)
+
+
+@pytest.fixture
+def bob(db) -> User:
+    return _make_user("bob")
+
+
+@pytest.fixture
+def carol(db) -> User:
+    return _make_user("carol")
+
+
+@pytest.fixture
+def make_user(db):
+    return _make_user
+
+
+def _client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def alice_client(alice) -> Client:
+    return _client_for(alice)
+
+
+@pytest.fixture
+def bob_client(bob) -> Client:
+    return _client_for(bob)

@@ -1,0 +1,121 @@
+"""Model configurations: system models (owner NULL, visible to all) and personal ones."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+API_KEY_MASK_TAIL = 4
+
+
+def mask_api_key(api_key: str) -> str:
+    """A key as a person may see it again after saving: its prefix and last four characters."""
+    if not api_key:
+        return ""
+    if len(api_key) <= 8:
+        return "…" + api_key[-2:]
+    prefix = api_key[:3] if api_key[2:3] == "-" else api_key[:2]
+    return f"{prefix}…{api_key[-API_KEY_MASK_TAIL:]}"
+
+
+class ModelConfigQuerySet(models.QuerySet):
+    def system(self) -> ModelConfigQuerySet:
+        return self.filter(owner__isnull=True)
+
+    def active(self) -> ModelConfigQuerySet:
+        return self.filter(is_active=True)
+
+    def visible_to(self, user: User) -> ModelConfigQuerySet:
+        """System models plus the user's own personal models."""
+        return self.filter(Q(owner__isnull=True) | Q(owner=user))
+
+
+class ModelConfig(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="personal_models",
+        help_text=_("Empty for a system model, which every user can chat with."),
+    )
+    name = models.CharField(_("name"), max_length=100)
+    api_url = models.URLField(
+        _("API base URL"),
+        max_length=500,
+        help_text=_("The OpenAI-compatible base URL, e.g. https://api.openai.com/v1"),
+    )
+    # Stored encrypted once the registry's crypto module lands (issue #3); the form
+    # treats it as write-only already: it is never rendered back.
+    api_key = models.TextField(_("API key"), blank=True, default="")
+    model = models.CharField(
+        _("upstream model id"), max_length=200, help_text=_("e.g. gpt-4o-mini, deepseek-chat")
+    )
+    context_window = models.PositiveIntegerField(_("context window (tokens)"), default=8192)
+    max_output_tokens = models.PositiveIntegerField(_("max output tokens"), default=1024)
+    system_prompt = models.TextField(_("system prompt"), blank=True, default="")
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = ModelConfigQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("model")
+        verbose_name_plural = _("models")
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                "owner",
+                Lower("name"),
+                condition=Q(owner__isnull=False),
+                name="models_registry_personal_name_unique",
+                violation_error_message=_("You already have a model with this name."),
+            ),
+            models.UniqueConstraint(
+                Lower("name"),
+                condition=Q(owner__isnull=True),
+                name="models_registry_system_name_unique",
+                violation_error_message=_("A system model with this name already exists."),
+            ),
+            models.CheckConstraint(
+                condition=Q(context_window__gte=1), name="models_registry_context_window_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_output_tokens__gte=1)
+                & Q(max_output_tokens__lt=F("context_window")),
+                name="models_registry_max_output_below_window",
+                violation_error_message=_(
+                    "Max output tokens must be at least 1 and smaller than the context window."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(api_url__startswith="http://") | Q(api_url__startswith="https://"),
+                name="models_registry_api_url_http",
+                violation_error_message=_("The API URL must start with http:// or https://."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        # Never the key, not even masked: reprs end up in logs and tracebacks.
+        return f"<ModelConfig {self.pk}: {self.name!r} owner={self.owner_id}>"
+
+    @property
+    def is_system(self) -> bool:
+        return self.owner_id is None
+
+    @property
+    def api_key_mask(self) -> str:
+        return mask_api_key(self.api_key)

@@ -1,0 +1,10 @@
+#!/bin/sh
+# Container (and `make run`) entrypoint: bring the database up to date, then serve.
+# With arguments, runs them instead of gunicorn (e.g. `manage.py createsuperuser`).
+set -eu
+cd "$(dirname "$0")/.."
+python manage.py migrate --noinput
+if [ "$#" -gt 0 ]; then
+  exec "$@"
+fi
+exec gunicorn -c config/gunicorn.conf.py config.wsgi:application
