@@ -8,7 +8,7 @@ export PORT ?= 8000
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TEST_CACHE_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-sqlite test-postgres lint format clean
+.PHONY: run demo test test-sqlite test-postgres lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.runtime-installed
 run: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 	PATH="$(abspath $(BIN)):$$PATH" exec scripts/entrypoint.sh
+
+## demo: a local OpenAI-compatible mock model at http://127.0.0.1:9999/v1 (no API key needed)
+demo: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py mock_llm --host 127.0.0.1 --port 9999 --delay-ms 30
 
 ## test: lint, migrations check, the suite on SQLite, then again on PostgreSQL + Redis
 test: lint test-sqlite test-postgres

@@ -59,3 +59,30 @@ def alice_client(alice) -> Client:
 @pytest.fixture
 def bob_client(bob) -> Client:
     return _client_for(bob)
+
+
+def every_admin_url(objects: dict) -> list[str]:
+    """Every page the admin serves; per-object pages use the pk given for their model."""
+    from django.contrib import admin
+    from django.urls import reverse
+
+    urls = [
+        reverse("admin:index"),
+        reverse("admin:password_change"),
+        reverse("admin:password_change_done"),
+        reverse("admin:jsi18n"),
+        reverse("admin:autocomplete"),
+    ]
+    for model in admin.site._registry:
+        app_label, model_name = model._meta.app_label, model._meta.model_name
+        prefix = f"admin:{app_label}_{model_name}"
+        urls += [
+            reverse("admin:app_list", args=[app_label]),
+            reverse(f"{prefix}_changelist"),
+            reverse(f"{prefix}_add"),
+        ]
+        pk = objects.get(model, 1)
+        urls += [reverse(f"{prefix}_{view}", args=[pk]) for view in ("change", "delete", "history")]
+    if User in objects:
+        urls.append(reverse("admin:auth_user_password_change", args=[objects[User]]))
+    return sorted(set(urls))

@@ -17,7 +17,16 @@ from config.services import get_system_setting, system_setting_update
 class SystemSettingAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("site_name", "signup_mode", "default_model")}),
-        ("Models", {"fields": ("allow_personal_models", "allow_private_endpoints")}),
+        (
+            "Models",
+            {
+                "fields": (
+                    "allow_personal_models",
+                    "allow_private_endpoints",
+                    "hide_system_model_urls",
+                )
+            },
+        ),
         ("Limits", {"fields": ("max_message_chars", "messages_per_minute")}),
         (
             "Storage and retention",

@@ -39,6 +39,9 @@ class SystemSetting(models.Model):
             "metadata and link-local addresses stay refused."
         ),
     )
+    hide_system_model_urls = models.BooleanField(
+        _("hide system models' API URLs from users"), default=False
+    )
     default_model = models.ForeignKey(
         "models_registry.ModelConfig",
         verbose_name=_("default model"),
@@ -63,6 +66,9 @@ class SystemSetting(models.Model):
     audit_retention_days = models.PositiveIntegerField(
         _("keep audit events for (days)"), default=365, help_text=_("0 keeps them forever.")
     )
+    # A known value encrypted with the API-key encryption keys: a system check decrypts
+    # it on every manage.py call, so a lost or wrong key fails loudly, not silently.
+    encryption_canary = models.TextField(editable=False, blank=True, default="")
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     objects = SystemSettingQuerySet.as_manager()

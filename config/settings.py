@@ -34,6 +34,12 @@ SECRET_KEY = secret_from_env_or_file(
     get_random_secret_key,
 )
 
+# API keys of models are encrypted with their own keys, never derived from SECRET_KEY
+# (models_registry/crypto.py): from the variable, a file (Docker secret), or generated
+# into DATA_DIR/encryption_keys on the first migrate.
+PARLEY_ENCRYPTION_KEYS = env.str("PARLEY_ENCRYPTION_KEYS", default="")
+PARLEY_ENCRYPTION_KEYS_FILE = env.str("PARLEY_ENCRYPTION_KEYS_FILE", default="")
+
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=LOCAL_HOSTS)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -179,6 +185,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# Exception reports (admin e-mails, debug pages) hide any frame variable whose name
+# suggests a credential, on top of Django's own rules.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.reporting.CredentialHidingFilter"
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {

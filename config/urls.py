@@ -7,5 +7,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("healthz", HealthView.as_view(), name="healthz"),
+    path("models/", include("models_registry.urls")),
     path("", include("chat.urls")),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -12,7 +12,7 @@ from django.utils.translation import ngettext
 
 from models_registry import services
 from models_registry.forms import ModelConfigForm
-from models_registry.models import ModelConfig
+from models_registry.models import KeyStatus, ModelConfig
 
 
 @admin.register(ModelConfig)
@@ -29,11 +29,23 @@ class SystemModelAdmin(admin.ModelAdmin):
     )
     list_filter = ("is_active",)
     search_fields = ("name", "model", "api_url")
-    actions = ["delete_selected_models"]
+    actions = ["test_connection", "delete_selected_models"]
 
     @admin.display(description=_("API key"))
     def key_mask(self, obj: ModelConfig) -> str:
+        if obj.key_status == KeyStatus.UNREADABLE:
+            return str(KeyStatus.UNREADABLE.label)
         return obj.api_key_mask or "—"
+
+    @admin.action(description=_("Test connection"))
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[ModelConfig]) -> None:
+        for model_config in queryset:
+            result = services.check_connection(model_config)
+            self.message_user(
+                request,
+                f"{model_config.name}: {result.message}",
+                messages.SUCCESS if result.ok else messages.ERROR,
+            )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModelConfig]:
         return super().get_queryset(request).system()

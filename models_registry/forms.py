@@ -60,3 +60,14 @@ class ModelConfigForm(forms.ModelForm):
         typed = self.cleaned_data.pop("api_key", "")
         super()._post_clean()
         self.cleaned_data["api_key"] = typed
+
+
+class PersonalModelForm(ModelConfigForm):
+    """A user's own model: the URL must pass the endpoint safety check."""
+
+    def clean_api_url(self) -> str:
+        from models_registry.services import check_personal_endpoint
+
+        api_url = self.cleaned_data["api_url"]
+        check_personal_endpoint(api_url)
+        return api_url

@@ -10,6 +10,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
+from models_registry import crypto
+
 if TYPE_CHECKING:
     from accounts.models import User
 
@@ -24,6 +26,16 @@ def mask_api_key(api_key: str) -> str:
         return "…" + api_key[-2:]
     prefix = api_key[:3] if api_key[2:3] == "-" else api_key[:2]
     return f"{prefix}…{api_key[-API_KEY_MASK_TAIL:]}"
+
+
+class ApiKeyUnreadable(Exception):
+    """The stored key does not decrypt (wrong or retired encryption key): re-enter it."""
+
+
+class KeyStatus(models.TextChoices):
+    NONE = "none", _("No API key")
+    OK = "ok", _("Stored")
+    UNREADABLE = "unreadable", _("Cannot be read: re-enter the API key")
 
 
 class ModelConfigQuerySet(models.QuerySet):
@@ -54,9 +66,11 @@ class ModelConfig(models.Model):
         max_length=500,
         help_text=_("The OpenAI-compatible base URL, e.g. https://api.openai.com/v1"),
     )
-    # Stored encrypted once the registry's crypto module lands (issue #3); the form
-    # treats it as write-only already: it is never rendered back.
-    api_key = models.TextField(_("API key"), blank=True, default="")
+    # Only ciphertext (models_registry.crypto) is stored here; set it with set_api_key().
+    # It is write-only in every form and never rendered back, not even decrypted.
+    api_key = models.TextField(_("API key (encrypted)"), blank=True, default="")
+    # What a person may see again after saving: like "sk-…9f2c".
+    api_key_hint = models.CharField(_("API key"), max_length=32, blank=True, default="")
     model = models.CharField(
         _("upstream model id"), max_length=200, help_text=_("e.g. gpt-4o-mini, deepseek-chat")
     )
@@ -118,4 +132,34 @@ class ModelConfig(models.Model):
 
     @property
     def api_key_mask(self) -> str:
-        return mask_api_key(self.api_key)
+        return self.api_key_hint
+
+    def set_api_key(self, plaintext: str) -> None:
+        """Store a new key (encrypted) and its mask; "" removes the key."""
+        if plaintext:
+            self.api_key = crypto.encrypt(plaintext)
+            self.api_key_hint = mask_api_key(plaintext)
+        else:
+            self.api_key = ""
+            self.api_key_hint = ""
+
+    def get_api_key(self) -> str:
+        """The plaintext key for an upstream call; raises ApiKeyUnreadable if it cannot open."""
+        if not self.api_key:
+            return ""
+        try:
+            return crypto.decrypt(self.api_key)
+        except (crypto.DecryptionFailed, crypto.EncryptionKeyError):
+            raise ApiKeyUnreadable(
+                _("The stored API key cannot be read. Re-enter the API key.")
+            ) from None
+
+    @property
+    def key_status(self) -> str:
+        if not self.api_key:
+            return KeyStatus.NONE
+        try:
+            self.get_api_key()
+        except ApiKeyUnreadable:
+            return KeyStatus.UNREADABLE
+        return KeyStatus.OK

@@ -1,24 +1,50 @@
-"""Creating, changing and deleting model configurations, with their audit records."""
+"""Model configurations: saving (with audit), and talking to their upstream safely."""
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.audit import audit_record
 from accounts.models import AuditAction
-from models_registry.models import ModelConfig
+from config.services import get_system_setting
+from models_registry import endpoints
+from models_registry.client import UpstreamClient, UpstreamError, get_shared_session
+from models_registry.models import ApiKeyUnreadable, ModelConfig
 
 if TYPE_CHECKING:
     from accounts.models import User
+
+logger = logging.getLogger(__name__)
 
 
 def _scope(model_config: ModelConfig) -> str:
     return "system" if model_config.is_system else "personal"
 
 
+def personal_models_allowed() -> bool:
+    return get_system_setting().allow_personal_models
+
+
+def check_personal_endpoint(api_url: str) -> endpoints.CheckedEndpoint:
+    """The safety check for a URL typed by a user; raises ValidationError with the reason."""
+    try:
+        return endpoints.check_endpoint(
+            api_url, allow_private=get_system_setting().allow_private_endpoints
+        )
+    except endpoints.UnsafeEndpoint as error:
+        raise ValidationError(str(error), code="unsafe_endpoint") from None
+
+
+@sensitive_variables("new_api_key")
 def model_config_save(
     *,
     model_config: ModelConfig,
@@ -31,7 +57,7 @@ def model_config_save(
     creating = model_config.pk is None
     with transaction.atomic():
         if new_api_key is not None:
-            model_config.api_key = new_api_key
+            model_config.set_api_key(new_api_key)
         model_config.full_clean()
         model_config.save()
         target = f"model {model_config.pk}: {model_config.name}"
@@ -73,3 +99,63 @@ def model_config_delete(
             detail={"scope": _scope(model_config), "model_id": model_config.pk},
         )
         model_config.delete()
+
+
+@sensitive_variables("api_key")
+def _client(*, api_url: str, api_key: str, personal: bool) -> UpstreamClient:
+    """A client for the URL. Personal endpoints are checked and pinned to the checked IP."""
+    if personal:
+        checked = check_personal_endpoint(api_url)
+        return UpstreamClient(api_url, api_key, session=endpoints.pinned_session(checked))
+    return UpstreamClient(api_url, api_key, session=get_shared_session())
+
+
+def upstream_client_for(model_config: ModelConfig) -> UpstreamClient:
+    """The client for a saved model; raises ApiKeyUnreadable or ValidationError (unsafe URL)."""
+    return _client(
+        api_url=model_config.api_url,
+        api_key=model_config.get_api_key(),
+        personal=not model_config.is_system,
+    )
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    ok: bool
+    message: str
+
+
+def check_connection(model_config: ModelConfig) -> ConnectionCheck:
+    """Ask the model for one token: proves the URL, the key and the model id together."""
+    try:
+        client = upstream_client_for(model_config)
+        started = time.monotonic()
+        client.complete(
+            model=model_config.model,
+            messages=[{"role": "user", "content": "Reply with OK."}],
+            max_tokens=1,
+        )
+    except ApiKeyUnreadable as error:
+        return ConnectionCheck(False, str(error))
+    except ValidationError as error:
+        return ConnectionCheck(False, " ".join(error.messages))
+    except UpstreamError as error:
+        logger.info("connection test of model %s failed: %s", model_config.pk, error.kind)
+        return ConnectionCheck(False, str(error.user_message))
+    elapsed_ms = round((time.monotonic() - started) * 1000)
+    return ConnectionCheck(
+        True,
+        _("Connection works: %(name)s answered in %(ms)d ms.")
+        % {"name": model_config.name, "ms": elapsed_ms},
+    )
+
+
+@sensitive_variables("api_key")
+def fetch_upstream_model_ids(*, api_url: str, api_key: str, personal: bool) -> list[str]:
+    """The model ids the upstream lists at GET /models; raises ValidationError with a reason."""
+    try:
+        ids = _client(api_url=api_url, api_key=api_key, personal=personal).list_models()
+    except UpstreamError as error:
+        logger.info("fetching models from an upstream failed: %s", error.kind)
+        raise ValidationError(str(error.user_message), code="upstream") from None
+    return sorted(set(ids))

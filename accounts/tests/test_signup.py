@@ -69,7 +69,7 @@ def test_closed_signup_answers_403_with_a_page_saying_so(client, alice):
 
 @pytest.mark.django_db
 def test_closed_signup_still_lets_the_very_first_admin_in(client):
-    SystemSetting.objects.create(signup_mode=SignupMode.CLOSED)
+    SystemSetting.objects.update_or_create(pk=1, defaults={"signup_mode": SignupMode.CLOSED})
     assert client.get("/accounts/signup/").status_code == 200
     sign_up(client, "owner")
     assert User.objects.get(username="owner").role == Role.ADMIN

@@ -29,6 +29,7 @@ def test_single_user_mode_is_off_by_default(client):
     assert not User.objects.exists()
 
 
+@pytest.mark.django_db
 @override_settings(PARLEY_SINGLE_USER=True, ALLOWED_HOSTS=["chat.example.com", "localhost"])
 def test_a_check_warns_when_single_user_mode_is_reachable_from_outside():
     messages = [m for m in run_checks() if m.id == "parley.W001"]
@@ -36,6 +37,7 @@ def test_a_check_warns_when_single_user_mode_is_reachable_from_outside():
     assert "chat.example.com" in messages[0].msg
 
 
+@pytest.mark.django_db
 @override_settings(PARLEY_SINGLE_USER=True, ALLOWED_HOSTS=["127.0.0.1", "localhost", "[::1]"])
 def test_no_warning_for_a_local_only_single_user_instance():
     assert not [m for m in run_checks() if m.id == "parley.W001"]

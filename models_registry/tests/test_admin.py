@@ -34,7 +34,8 @@ def test_adding_a_system_model_stores_the_key_and_never_shows_it(alice_client):
     assert response.status_code == 302
     model = ModelConfig.objects.get()
     assert model.owner is None
-    assert model.api_key == SECRET
+    assert model.get_api_key() == SECRET
+    assert SECRET not in model.api_key
     for url in (
         "/admin/models_registry/modelconfig/",
         f"/admin/models_registry/modelconfig/{model.pk}/change/",
@@ -59,7 +60,7 @@ def test_a_blank_key_keeps_the_stored_one(alice_client):
     )
     assert response.status_code == 302
     model.refresh_from_db()
-    assert (model.name, model.api_key) == ("GPT-4o", SECRET)
+    assert (model.name, model.get_api_key()) == ("GPT-4o", SECRET)
     update = AuditEvent.objects.get(action=AuditAction.MODEL_UPDATE)
     assert update.detail["changed"] == ["name"]
 
@@ -71,10 +72,10 @@ def test_the_key_can_be_replaced_or_removed(alice_client):
     url = f"/admin/models_registry/modelconfig/{model.pk}/change/"
     alice_client.post(url, form_data(api_key="sk-replacement-key-0000"))
     model.refresh_from_db()
-    assert model.api_key == "sk-replacement-key-0000"
+    assert model.get_api_key() == "sk-replacement-key-0000"
     alice_client.post(url, form_data(clear_api_key="on"))
     model.refresh_from_db()
-    assert model.api_key == ""
+    assert (model.api_key, model.api_key_hint) == ("", "")
     assert AuditEvent.objects.filter(action=AuditAction.API_KEY_SET).count() == 3
 
 
@@ -113,3 +114,27 @@ def test_deleting_in_the_admin_keeps_chats_and_is_audited(alice_client, bob):
     chat.refresh_from_db()
     assert chat.model_config is None
     assert AuditEvent.objects.filter(action=AuditAction.MODEL_DELETE).count() == 1
+
+
+@pytest.mark.django_db
+def test_system_models_may_use_localhost_and_have_a_test_connection_action(alice_client, mock_llm):
+    response = alice_client.post(
+        "/admin/models_registry/modelconfig/add/",
+        form_data(api_url=mock_llm.base_url, model="mock-model"),
+    )
+    assert response.status_code == 302
+    model = ModelConfig.objects.get()
+    result = alice_client.post(
+        "/admin/models_registry/modelconfig/",
+        {"action": "test_connection", "_selected_action": [model.pk]},
+        follow=True,
+    )
+    assert "GPT: Connection works" in result.content.decode()
+    model.model = "mock-http_401"
+    model.save()
+    result = alice_client.post(
+        "/admin/models_registry/modelconfig/",
+        {"action": "test_connection", "_selected_action": [model.pk]},
+        follow=True,
+    )
+    assert "The API key was refused by the provider." in result.content.decode()

@@ -80,6 +80,7 @@ def test_the_mask_shows_only_a_prefix_and_the_last_characters(key, mask):
 
 @pytest.mark.django_db
 def test_repr_and_str_never_show_the_key():
-    model = system_model(api_key="sk-verysecretvalue0000")
+    model = system_model()
+    model.set_api_key("sk-verysecretvalue0000")
     assert "verysecret" not in repr(model)
     assert "verysecret" not in str(model)
