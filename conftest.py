@@ -1,12 +1,15 @@
-"""The shared cast: alice is the ADMIN, bob and carol are USERs."""
+"""The shared cast (alice is the ADMIN, bob and carol are USERs) and the mock model server."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import Role, User
+from models_registry.mock_llm import MockLLMServer, make_server
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -86,3 +89,24 @@ def every_admin_url(objects: dict) -> list[str]:
     if User in objects:
         urls.append(reverse("admin:auth_user_password_change", args=[objects[User]]))
     return sorted(set(urls))
+
+
+@pytest.fixture
+def start_mock_llm() -> Iterator[Callable[..., MockLLMServer]]:
+    """Start servers with options (``delay_ms``, ``tokens``); every one is stopped after."""
+    servers: list[MockLLMServer] = []
+
+    def start(**options) -> MockLLMServer:
+        server = make_server("127.0.0.1", 0, **options)
+        server.serve_in_thread()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def mock_llm(start_mock_llm) -> MockLLMServer:
+    return start_mock_llm()

@@ -25,6 +25,9 @@ class ChatSession(models.Model):
         related_name="chat_sessions",
     )
     title = models.CharField(_("title"), max_length=200, blank=True, default="")
+    # Kept in step by chat.services in the same transactions that add or remove messages,
+    # so "N earlier messages not sent" needs no COUNT over a long history.
+    message_count = models.PositiveIntegerField(_("messages"), default=0)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     # Last activity, the sidebar's order; set explicitly when a message is added.
     updated_at = models.DateTimeField(_("last activity"), auto_now=True)
@@ -67,7 +70,12 @@ class Message(models.Model):
     status = models.CharField(
         _("status"), max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE
     )
+    # The model's separate reasoning stream (reasoning_content), shown apart from the answer.
+    reasoning = models.TextField(_("reasoning"), blank=True, default="")
     error = models.TextField(_("error"), blank=True, default="")
+    finish_reason = models.CharField(_("finish reason"), max_length=32, blank=True, default="")
+    # Sent by the browser with each new message, so a retried POST never doubles it.
+    client_id = models.UUIDField(_("client id"), null=True, blank=True, editable=False)
     prompt_tokens = models.PositiveIntegerField(
         _("prompt tokens (upstream)"), null=True, blank=True
     )
@@ -75,6 +83,9 @@ class Message(models.Model):
         _("completion tokens (upstream)"), null=True, blank=True
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # The streaming service touches this at least every few seconds: a `streaming` row
+    # that stops moving belonged to a killed worker (see services.sweep_stale_streams).
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         verbose_name = _("message")
@@ -87,6 +98,11 @@ class Message(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(status__in=MessageStatus.values), name="chat_message_status_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["session", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="chat_message_client_id_unique",
             ),
         ]
 

@@ -1,15 +1,27 @@
-"""Read-side queries for the chat pages, scoped to the requesting user at the source."""
+"""Read-side queries for the chat pages, scoped to the requesting user at the source.
+
+Every chat lookup goes through `sessions_for(user)`: a stranger's chat id is a 404.
+Lists page by keyset ("cursor"), never OFFSET, so page 1,000 costs what page 1 costs.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 
+from chat.models import ChatSession, Message
 from models_registry.models import ModelConfig
 
 if TYPE_CHECKING:
     from accounts.models import User
+
+SIDEBAR_PAGE_SIZE = 30
+MESSAGE_PAGE_SIZE = 50
 
 
 def models_for_user(user: User) -> list[ModelConfig]:
@@ -20,3 +32,65 @@ def models_for_user(user: User) -> list[ModelConfig]:
         .order_by(F("owner_id").asc(nulls_first=True), "name", "id")
         .only("id", "name", "model", "owner_id")
     )
+
+
+def sessions_for(user: User) -> QuerySet[ChatSession]:
+    return ChatSession.objects.filter(user=user)
+
+
+def encode_cursor(session: ChatSession) -> str:
+    raw = f"{session.updated_at.isoformat()}|{session.pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    """The (updated_at, id) a cursor points after; None for a damaged cursor."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, pk = raw.partition("|")
+        return datetime.fromisoformat(stamp), int(pk)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+@dataclass(frozen=True)
+class SidebarPage:
+    sessions: list[ChatSession]
+    next_cursor: str | None
+
+
+def sidebar_page(user: User, *, cursor: str = "", query: str = "") -> SidebarPage:
+    """The user's chats, newest activity first, one keyset page after `cursor`."""
+    sessions = (
+        sessions_for(user)
+        .order_by("-updated_at", "-id")
+        .only("id", "title", "updated_at", "user_id")
+    )
+    if query:
+        sessions = sessions.filter(title__icontains=query)
+    position = decode_cursor(cursor) if cursor else None
+    if position is not None:
+        stamp, pk = position
+        sessions = sessions.filter(Q(updated_at__lt=stamp) | Q(updated_at=stamp, id__lt=pk))
+    rows = list(sessions[: SIDEBAR_PAGE_SIZE + 1])
+    more = len(rows) > SIDEBAR_PAGE_SIZE
+    rows = rows[:SIDEBAR_PAGE_SIZE]
+    return SidebarPage(rows, encode_cursor(rows[-1]) if more and rows else None)
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    messages: list[Message]
+    earlier_cursor: int | None  # the id to load messages before, when there are any
+
+
+def message_page(session: ChatSession, *, before: int | None = None) -> MessagePage:
+    """The newest MESSAGE_PAGE_SIZE messages (before `before`), oldest first."""
+    rows = Message.objects.filter(session=session).order_by("-id")
+    if before is not None:
+        rows = rows.filter(id__lt=before)
+    page = list(rows[: MESSAGE_PAGE_SIZE + 1])
+    more = len(page) > MESSAGE_PAGE_SIZE
+    page = page[:MESSAGE_PAGE_SIZE]
+    page.reverse()
+    return MessagePage(page, page[0].pk if more and page else None)

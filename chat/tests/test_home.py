@@ -1,4 +1,4 @@
-"""The chat home placeholder: which models exist, for this user only."""
+"""The new-chat page: the model picker offers this user's models, and says what to do if none."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def test_home_lists_active_system_and_own_personal_models(bob_client, bob, carol
         owner=carol, name="Carol Kimi", api_url="https://c.example/v1", model="kimi"
     )
     html = bob_client.get("/").content.decode()
-    assert "Team GPT" in html and "Bob Qwen" in html
+    assert '<label for="model-select">Model</label>' in html
+    assert "Team GPT</option>" in html and "Bob Qwen</option>" in html
     assert "Retired" not in html and "Carol Kimi" not in html
 
 
@@ -37,7 +38,8 @@ def test_home_without_models_tells_an_admin_where_to_add_one(alice_client, bob_c
     assert "No model is set up yet." in admin_html
     assert "/admin/models_registry/modelconfig/add/" in admin_html
     user_html = bob_client.get("/").content.decode()
-    assert "Ask your administrator to add one." in user_html
+    assert "ask your administrator to add one." in user_html
+    assert "/models/" in user_html
     assert "/admin/" not in user_html
 
 

@@ -1,0 +1,294 @@
+"""Writing one answer: the upstream stream relayed to the browser and saved, never lost.
+
+The upstream is read in a helper thread that only iterates the HTTP stream and hands
+items over a queue; the request thread relays them as server-sent events (`start`,
+`delta`, `done`, `error`, and `: ping` while the upstream is silent), saves the partial
+text at most every PARTIAL_WRITE_SECONDS, watches the Stop flag in the shared cache
+(so Stop works whichever process serves the stream), and in `finally` saves the answer
+once with its status: complete, stopped (Stop, or the browser went away) or error.
+No database transaction is open while waiting on the network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from chat.context import build_context
+from chat.markdown import render_markdown
+from chat.models import ChatSession, Message, MessageRole, MessageStatus
+from chat.services import Turn
+from chat.tokens import count_message_tokens
+from models_registry.client import StreamDelta, StreamFinish, UpstreamClient, UpstreamError
+from models_registry.models import ApiKeyUnreadable, ModelConfig
+from models_registry.services import upstream_client_for
+
+logger = logging.getLogger(__name__)
+
+PARTIAL_WRITE_SECONDS = 1.0
+HEARTBEAT_SECONDS = 10.0  # touch the placeholder so the sweep knows this stream is alive
+STALE_AFTER_SECONDS = 60.0  # a streaming row untouched this long belonged to a dead worker
+PING_SECONDS = 15.0
+STOP_CHECK_SECONDS = 0.25
+STOP_FLAG_TTL = 600
+
+
+def _stop_key(message_id: int) -> str:
+    return f"chat-stop:{message_id}"
+
+
+def set_stop_flag(message_id: int) -> None:
+    cache.set(_stop_key(message_id), 1, timeout=STOP_FLAG_TTL)
+
+
+def _stop_requested(message_id: int) -> bool:
+    return cache.get(_stop_key(message_id)) is not None
+
+
+def sse_event(event: str, data: dict[str, object]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+@dataclass
+class _Answer:
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    finish_reason: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    status: str = MessageStatus.ERROR
+    error: str = ""
+
+    @property
+    def text(self) -> str:
+        return "".join(self.content)
+
+    @property
+    def reasoning_text(self) -> str:
+        return "".join(self.reasoning)
+
+
+class AnswerStream:
+    """Produces the answer for one placeholder message; iterate `events()` exactly once."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.session: ChatSession = turn.session
+        self.placeholder: Message = turn.placeholder
+        self.answer = _Answer()
+        self._queue: queue.Queue[tuple[str, object]] = queue.Queue()
+        self._cancel = threading.Event()
+
+    # -- the upstream side (helper thread: HTTP only, no database) ---------------------
+
+    def _pump(
+        self, client: UpstreamClient, model_id: str, messages: list[dict], limit: int
+    ) -> None:
+        try:
+            for item in client.stream(model=model_id, messages=messages, max_tokens=limit):
+                if self._cancel.is_set():
+                    return
+                self._queue.put(("item", item))
+        except UpstreamError as error:
+            self._queue.put(("error", str(error.user_message)))
+        except Exception:  # a bug must still end the answer, with a reason, not hang it
+            logger.exception("upstream stream for message %s failed", self.placeholder.pk)
+            self._queue.put(
+                ("error", _("Parley hit an unexpected error while reading the answer."))
+            )
+        finally:
+            self._queue.put(("end", None))
+
+    # -- the request side ---------------------------------------------------------------
+
+    def events(self) -> Iterator[bytes]:
+        answer = self.answer
+        try:
+            model_config = self.session.model_config
+            if model_config is None:
+                answer.error = _("This chat's model was removed.")
+                yield sse_event("error", self._final_payload())
+                return
+            context = build_context(self.session, model_config, before_id=self.placeholder.pk)
+            yield sse_event(
+                "start",
+                {
+                    "message_id": self.placeholder.pk,
+                    "session_id": self.session.pk,
+                    "context_tokens": context.tokens,
+                    "omitted": context.omitted,
+                    "title": self.session.title,
+                },
+            )
+            client = self._client(model_config)
+            if client is None:
+                yield sse_event("error", self._final_payload())
+                return
+            threading.Thread(
+                target=self._pump,
+                args=(client, model_config.model, context.messages, model_config.max_output_tokens),
+                name=f"upstream-{self.placeholder.pk}",
+                daemon=True,
+            ).start()
+            yield from self._relay()
+            yield sse_event(
+                "error" if answer.status == MessageStatus.ERROR else "done", self._final_payload()
+            )
+        except GeneratorExit:
+            # The browser went away (tab closed, network lost): keep what we have.
+            answer.status = MessageStatus.STOPPED
+            raise
+        finally:
+            self._cancel.set()
+            self._save_final()
+
+    def _client(self, model_config: ModelConfig) -> UpstreamClient | None:
+        try:
+            return upstream_client_for(model_config)
+        except ApiKeyUnreadable as error:
+            self.answer.error = str(error)
+        except ValidationError as error:
+            self.answer.error = " ".join(error.messages)
+        return None
+
+    def _relay(self) -> Iterator[bytes]:
+        answer = self.answer
+        now = time.monotonic()
+        last_write = last_event = last_stop_check = now
+        while True:
+            try:
+                kind, payload = self._queue.get(timeout=STOP_CHECK_SECONDS)
+            except queue.Empty:
+                kind, payload = "idle", None
+            now = time.monotonic()
+            if kind == "item" and isinstance(payload, StreamDelta):
+                answer.content.append(payload.content)
+                answer.reasoning.append(payload.reasoning)
+                yield sse_event(
+                    "delta", {"content": payload.content, "reasoning": payload.reasoning}
+                )
+                last_event = now
+            elif kind == "item" and isinstance(payload, StreamFinish):
+                answer.finish_reason = payload.finish_reason or ""
+                if payload.usage is not None:
+                    answer.prompt_tokens = payload.usage.prompt_tokens
+                    answer.completion_tokens = payload.usage.completion_tokens
+            elif kind == "error":
+                answer.status, answer.error = MessageStatus.ERROR, str(payload)
+                return
+            elif kind == "end":
+                answer.status = MessageStatus.COMPLETE
+                return
+            if now - last_stop_check >= STOP_CHECK_SECONDS:
+                last_stop_check = now
+                if _stop_requested(self.placeholder.pk):
+                    answer.status = MessageStatus.STOPPED
+                    return
+            if now - last_event >= PING_SECONDS:
+                yield b": ping\n\n"
+                last_event = now
+            if now - last_write >= PARTIAL_WRITE_SECONDS:
+                self._save_partial(touch_only=kind != "item")
+                last_write = now
+
+    def _save_partial(self, *, touch_only: bool) -> None:
+        """Keep the text so far (and the heartbeat) in the row, in its own tiny write."""
+        fields: dict[str, object] = {"updated_at": timezone.now()}
+        if not touch_only:
+            fields["content"] = self.answer.text
+            fields["reasoning"] = self.answer.reasoning_text
+        Message.objects.filter(pk=self.placeholder.pk, status=MessageStatus.STREAMING).update(
+            **fields
+        )
+
+    def _save_final(self) -> None:
+        answer = self.answer
+        text = answer.text
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                Message.objects.filter(pk=self.placeholder.pk).update(
+                    content=text,
+                    reasoning=answer.reasoning_text,
+                    status=answer.status,
+                    error=answer.error if answer.status == MessageStatus.ERROR else "",
+                    finish_reason=answer.finish_reason,
+                    prompt_tokens=answer.prompt_tokens,
+                    completion_tokens=answer.completion_tokens,
+                    token_count=count_message_tokens(MessageRole.ASSISTANT, text),
+                    updated_at=now,
+                )
+                ChatSession.objects.filter(pk=self.session.pk).update(updated_at=now)
+        except Exception:
+            logger.exception(
+                "could not save the answer %s (status %s, %d characters)",
+                self.placeholder.pk,
+                answer.status,
+                len(text),
+            )
+            raise
+        cache.delete(_stop_key(self.placeholder.pk))
+
+    def _final_payload(self) -> dict[str, object]:
+        answer = self.answer
+        payload: dict[str, object] = {
+            "message_id": self.placeholder.pk,
+            "status": str(answer.status),
+            "html": str(render_markdown(answer.text)),
+            "usage": {
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+            },
+        }
+        if answer.status == MessageStatus.ERROR:
+            payload["error"] = answer.error
+        return payload
+
+
+def replay_events(message: Message) -> Iterator[bytes]:
+    """A retried request for a turn that already finished: the stored answer, at once."""
+    status = "error" if message.status == MessageStatus.ERROR else "done"
+    payload: dict[str, object] = {
+        "message_id": message.pk,
+        "status": message.status,
+        "html": str(render_markdown(message.content)),
+    }
+    if message.error:
+        payload["error"] = message.error
+    yield sse_event(status, payload)
+
+
+def run_to_completion(turn: Turn) -> None:
+    """The no-JavaScript path: produce the whole answer before the redirect."""
+    for _event in AnswerStream(turn).events():
+        pass
+
+
+def sweep_stale_streams(
+    *, older_than_seconds: float = STALE_AFTER_SECONDS, session: ChatSession | None = None
+) -> int:
+    """Mark answers left `streaming` by a killed worker as `interrupted`; returns how many."""
+    now = timezone.now()
+    stale = Message.objects.filter(
+        status=MessageStatus.STREAMING,
+        updated_at__lte=now - timedelta(seconds=older_than_seconds),
+    )
+    if session is not None:
+        stale = stale.filter(session=session)
+    return stale.update(
+        status=MessageStatus.INTERRUPTED,
+        error=_("The server stopped while writing this answer."),
+        updated_at=now,
+    )
