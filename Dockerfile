@@ -12,6 +12,10 @@ ENV PATH=/venv/bin:$PATH \
     DATA_DIR=/data \
     HOST=0.0.0.0 \
     PORT=8000
+# pg_dump for `manage.py backup` on PostgreSQL (the entrypoint backs up before migrating).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system parley && useradd --system --gid parley --home-dir /app parley \
     && mkdir -p /data && chown parley:parley /data
 COPY --from=build /venv /venv

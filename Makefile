@@ -49,3 +49,8 @@ format: $(VENV)/.dev-installed
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+
+## bench: run every benchmark script in bench/ (results are kept in docs/performance.md)
+.PHONY: bench
+bench: $(VENV)/.runtime-installed
+	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python "$$script"; done

@@ -110,3 +110,18 @@ def start_mock_llm() -> Iterator[Callable[..., MockLLMServer]]:
 @pytest.fixture
 def mock_llm(start_mock_llm) -> MockLLMServer:
     return start_mock_llm()
+
+
+@pytest.fixture
+def fresh_keyring(settings, tmp_path, db):
+    """A managed API-key file of this test's own, with the canary re-encrypted for it."""
+    from config.models import SystemSetting
+    from models_registry import crypto, key_management
+
+    settings.DATA_DIR = tmp_path
+    settings.PARLEY_ENCRYPTION_KEYS = ""
+    settings.PARLEY_ENCRYPTION_KEYS_FILE = ""
+    assert crypto.create_key_file()
+    key_management.ensure_encryption_ready()
+    SystemSetting.objects.update(encryption_canary=crypto.encrypt(key_management.CANARY_PLAINTEXT))
+    return tmp_path / crypto.KEY_FILE_NAME

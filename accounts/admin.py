@@ -6,10 +6,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -91,13 +92,28 @@ class UserAdmin(DjangoUserAdmin):
         plain_fields = [name for name in form.changed_data if name not in {*wanted, "password"}]
         if plain_fields:
             obj.save(update_fields=plain_fields)
+        # Approval first: promoting to ADMIN approves the account, and an unticked box
+        # applied after it would leave an unapproved ADMIN (and a false audit row).
+        services.user_set_approved(
+            user=obj, approved=wanted["approved"], actor=request.user, request=request
+        )
         services.user_set_role(user=obj, role=wanted["role"], actor=request.user, request=request)
         services.user_set_active(
             user=obj, is_active=wanted["is_active"], actor=request.user, request=request
         )
-        services.user_set_approved(
-            user=obj, approved=wanted["approved"], actor=request.user, request=request
-        )
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        # Django's view saves the password itself (and redirects on some failures too), so
+        # the audit row is written when the stored hash really changed.
+        user_pk = unquote(id)
+        before = services.stored_password_hash(user_pk)
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and services.stored_password_hash(user_pk) != before:
+            user = User.objects.get(pk=user_pk)
+            services.password_changed(user=user, actor=request.user, request=request)
+        return response
 
     @admin.action(description=_("Approve selected users"))
     def approve_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:

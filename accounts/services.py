@@ -168,8 +168,19 @@ def user_created_by_admin(
     )
 
 
-def password_changed(*, user: User, request: HttpRequest | None = None) -> None:
-    audit_record(AuditAction.PASSWORD_CHANGE, actor=user, target=user.username, request=request)
+def password_changed(
+    *, user: User, actor: User | None = None, request: HttpRequest | None = None
+) -> None:
+    """Record a changed (or removed) password; the actor is the user unless an admin did it."""
+    audit_record(
+        AuditAction.PASSWORD_CHANGE, actor=actor or user, target=user.username, request=request
+    )
+
+
+def stored_password_hash(user_pk: object) -> str | None:
+    """The saved hash, for pages whose form saves the password itself: compared before and
+    after, it tells whether the password really changed (every save gets a new salt)."""
+    return User.objects.filter(pk=user_pk).values_list("password", flat=True).first()
 
 
 def get_single_user() -> User:

@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from chat.fields import CompressedTextField
+
 
 class ChatSession(models.Model):
     user = models.ForeignKey(
@@ -64,14 +66,15 @@ class Message(models.Model):
         ChatSession, verbose_name=_("chat"), on_delete=models.CASCADE, related_name="messages"
     )
     role = models.CharField(_("role"), max_length=16, choices=MessageRole.choices)
-    content = models.TextField(_("content"), blank=True, default="")
+    # Stored compressed above SystemSetting.compression_threshold_bytes; str in Python.
+    content = CompressedTextField(_("content"), blank=True, default="")
     # Counted once, when the message is written, so building a context never re-tokenises.
     token_count = models.PositiveIntegerField(_("tokens"), default=0)
     status = models.CharField(
         _("status"), max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE
     )
     # The model's separate reasoning stream (reasoning_content), shown apart from the answer.
-    reasoning = models.TextField(_("reasoning"), blank=True, default="")
+    reasoning = CompressedTextField(_("reasoning"), blank=True, default="")
     error = models.TextField(_("error"), blank=True, default="")
     finish_reason = models.CharField(_("finish reason"), max_length=32, blank=True, default="")
     # Sent by the browser with each new message, so a retried POST never doubles it.

@@ -57,6 +57,11 @@ def _stop_requested(message_id: int) -> bool:
     return cache.get(_stop_key(message_id)) is not None
 
 
+def clean_text(text: str) -> str:
+    """Valid Unicode only: a lone surrogate from an upstream's JSON would fail the save."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def sse_event(event: str, data: dict[str, object]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
@@ -73,11 +78,11 @@ class _Answer:
 
     @property
     def text(self) -> str:
-        return "".join(self.content)
+        return clean_text("".join(self.content))
 
     @property
     def reasoning_text(self) -> str:
-        return "".join(self.reasoning)
+        return clean_text("".join(self.reasoning))
 
 
 class AnswerStream:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from django.contrib import messages
@@ -84,7 +85,9 @@ class NewChatView(LoginRequiredMixin, SidebarMixin, TemplateView):
             if model_config is None:
                 raise ChatRejected(_("Choose a model for this chat."))
             services.validate_message(text, model_config)
-            session = services.chat_create(user=request.user, model_config=model_config)
+            session = chat_of_retried_post(
+                request.user, request.POST.get("client_id")
+            ) or services.chat_create(user=request.user, model_config=model_config)
             turn = services.begin_turn(
                 session=session, text=text, client_id=request.POST.get("client_id")
             )
@@ -97,6 +100,15 @@ class NewChatView(LoginRequiredMixin, SidebarMixin, TemplateView):
             return JsonResponse({"error": rejection.message}, status=rejection.status)
         context = self.get_context_data(error=rejection.message, draft=request.POST.get("content"))
         return self.render_to_response(context, status=rejection.status)
+
+
+def chat_of_retried_post(user: Any, client_id: str | None) -> ChatSession | None:
+    """The chat a retried "new chat" POST (same client_id) already created, if any."""
+    try:
+        parsed = uuid.UUID(str(client_id))
+    except ValueError:
+        return None
+    return selectors.sessions_for(user).filter(messages__client_id=parsed).first()
 
 
 def answer_response(request: HttpRequest, turn: Turn) -> HttpResponse:

@@ -12,7 +12,11 @@ class ParleyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from config import checks, signals  # noqa: F401  (registers checks and handlers)
+        from django.db.backends.signals import connection_created
+
+        from config import checks, signals, slow_queries  # noqa: F401  (checks and handlers)
+
+        connection_created.connect(slow_queries.install, dispatch_uid="parley-slow-queries")
 
 
 class ParleyAdminConfig(AdminConfig):

@@ -20,3 +20,6 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # Only trust X-Forwarded-* from the proxy address the operator names.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# gunicorn's control socket would be shared by every server this user runs (one per
+# user, not per DATA_DIR); Parley does not use it.
+control_socket_disable = True

@@ -224,6 +224,20 @@ STORAGES = {
     },
 }
 
+# --- Health, alerts, e-mail ------------------------------------------------------------
+# /healthz answers 503 below this much free disk in DATA_DIR; the status page and the
+# admins' e-mail warn when it is low or when the newest backup is older than allowed.
+PARLEY_MIN_FREE_DISK_MB = env.int("PARLEY_MIN_FREE_DISK_MB", default=256)
+PARLEY_BACKUP_MAX_AGE_HOURS = env.int("PARLEY_BACKUP_MAX_AGE_HOURS", default=26)
+PARLEY_SLOW_QUERY_MS = env.int("PARLEY_SLOW_QUERY_MS", default=200)
+EMAIL_URL_CONFIGURED = bool(env.str("EMAIL_URL", default=""))
+if EMAIL_URL_CONFIGURED:
+    globals().update(env.email_url("EMAIL_URL"))  # EMAIL_BACKEND, EMAIL_HOST, ...
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="parley@localhost")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+
 # --- Logging ------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

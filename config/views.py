@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.conf import settings
-from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
@@ -13,27 +10,29 @@ from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.cache import never_cache
 
-logger = logging.getLogger(__name__)
+from config.health import check_health
 
 
 @method_decorator(never_cache, name="dispatch")
 class HealthView(View):
-    """`GET /healthz`: 200 when the database answers, 503 when it does not."""
+    """`GET /healthz`: 200 when the database answers and disk is not short; 503 otherwise."""
 
     http_method_names = ["get", "head"]
 
     def get(self, request: HttpRequest) -> JsonResponse:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-                cursor.fetchone()
-        except DatabaseError as error:
-            logger.error("health check: database unreachable: %s", error)
-            return JsonResponse(
-                {"status": "error", "database": "unreachable", "version": settings.PARLEY_VERSION},
-                status=503,
-            )
-        return JsonResponse({"status": "ok", "database": "ok", "version": settings.PARLEY_VERSION})
+        report = check_health()
+        return JsonResponse(
+            {
+                "status": "ok" if report.healthy else "error",
+                "database": "ok" if report.database_ok else "unreachable",
+                "free_disk_bytes": report.free_disk_bytes,
+                "free_disk_ok": report.disk_ok,
+                "last_backup_age_seconds": report.last_backup_age_seconds,
+                "problems": list(report.problems.values()),
+                "version": settings.PARLEY_VERSION,
+            },
+            status=200 if report.healthy else 503,
+        )
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

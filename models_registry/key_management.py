@@ -29,12 +29,26 @@ def ensure_encryption_ready(**kwargs: Any) -> None:
     Once a canary exists, a missing key file is never silently replaced by a new one:
     the system check reports it instead, because a new key could not open old data.
     """
+    if not _canary_column_migrated(kwargs.get("apps")):
+        return  # e.g. after `migrate config zero`: there is no settings table to hold it
     setting, _ = SystemSetting.objects.get_or_create(pk=SINGLETON_PK)
     if setting.encryption_canary:
         return
     crypto.create_key_file()
     setting.encryption_canary = crypto.encrypt(CANARY_PLAINTEXT)
     setting.save(update_fields=["encryption_canary"])
+
+
+def _canary_column_migrated(state_apps: Any) -> bool:
+    """Whether the migration state `migrate` just reached has SystemSetting's canary column
+    (post_migrate also runs after migrating backwards, when it may not)."""
+    if state_apps is None:
+        return True
+    try:
+        model = state_apps.get_model("config", "SystemSetting")
+    except LookupError:
+        return False
+    return any(f.name == "encryption_canary" for f in model._meta.get_fields())
 
 
 def _stored_canary() -> str | None:

@@ -345,3 +345,10 @@ def test_sending_uses_the_same_queries_whatever_the_history(bob_client, bob, moc
         counts.append(len(captured.captured_queries))
     assert counts[0] == counts[1]
     assert counts[1] <= 25
+
+
+def test_a_lone_surrogate_from_the_upstream_cannot_break_the_save():
+    from chat.streaming import clean_text
+
+    assert clean_text("ok \ud83d end") == "ok \ufffd end"
+    assert clean_text("emoji 😀 kept") == "emoji 😀 kept"

@@ -19,18 +19,6 @@ from models_registry.models import ApiKeyUnreadable, KeyStatus, ModelConfig
 SECRET = "sk-planted-0123456789abcdefghij9f2c"
 
 
-@pytest.fixture
-def fresh_keyring(settings, tmp_path, db) -> Path:
-    """A managed key file of this test's own, with the canary re-encrypted for it."""
-    settings.DATA_DIR = tmp_path
-    settings.PARLEY_ENCRYPTION_KEYS = ""
-    settings.PARLEY_ENCRYPTION_KEYS_FILE = ""
-    assert crypto.create_key_file()
-    key_management.ensure_encryption_ready()
-    SystemSetting.objects.update(encryption_canary=crypto.encrypt(key_management.CANARY_PLAINTEXT))
-    return tmp_path / crypto.KEY_FILE_NAME
-
-
 def make_model(**fields) -> ModelConfig:
     model = ModelConfig(
         name=fields.pop("name", "GPT"), api_url="https://api.example.com/v1", model="gpt", **fields

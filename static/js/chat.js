@@ -175,6 +175,8 @@ async function streamAnswer(form, { userText, replaceLast } = {}) {
         $(".msg-body", assistant).append(textNode);
         if (contextInfo && data.context_text) contextInfo.textContent = data.context_text;
         chatUrl = `/chats/${data.session_id}/`;
+        // A new chat's page had no chat to stop until now.
+        if (!composer.dataset.stopUrl) composer.dataset.stopUrl = `${chatUrl}stop/`;
         if (form.hasAttribute("data-new-chat")) history.replaceState(null, "", chatUrl);
         scrollToEnd();
       } else if (event === "delta") {
@@ -202,7 +204,11 @@ async function streamAnswer(form, { userText, replaceLast } = {}) {
     setStreaming(false);
   }
   // The page around the new answer (Regenerate, Edit, title, sidebar) comes from the server.
-  if (chatUrl) window.location.assign(`${chatUrl}#${assistant ? assistant.id : ""}`);
+  // (assign() to the same path with only a new #fragment would not load the page again.)
+  if (chatUrl) {
+    history.replaceState(null, "", `${chatUrl}#${assistant ? assistant.id : ""}`);
+    window.location.reload();
+  }
 }
 
 if (composer) {

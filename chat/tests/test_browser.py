@@ -1,0 +1,406 @@
+"""The chat pages in a real browser (Debian's Chromium driven by Playwright), end to end.
+
+A fresh Parley under gunicorn and the mock model; everything a person does goes through
+the pages, found by accessible names (they are the contract): sign up, switch on
+private endpoints in the admin, add a personal model, chat, stop, regenerate, edit,
+rename, delete, load earlier messages, read a Markdown answer, and chat without
+JavaScript. Every page must log no console error (CSP violations included).
+
+Without /usr/bin/chromium these tests skip, unless PARLEY_REQUIRE_BROWSER=1 (CI), where
+they fail. `PARLEY_SCREENSHOTS=1` also refreshes docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chat.tests.live import (
+    ONLY_IN_SQLITE_PASS,
+    PASSWORD,
+    ROOT,
+    LiveParley,
+    ScriptedUpstream,
+)
+from models_registry.mock_llm import MockLLMServer, make_server
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    expect = sync_playwright = None
+
+pytestmark = [pytest.mark.slow, ONLY_IN_SQLITE_PASS]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+TIMEOUT_MS = 10_000
+ADMIN = "ada"
+MARKDOWN_ANSWER = (
+    "Here is **bold** text and a snippet:\n\n"
+    "```python\n"
+    "def greet(name):\n"
+    '    print(f"hi {name}")  # a comment\n'
+    "```\n\n"
+    "- one\n- two\n"
+)
+LONG_MESSAGE = " ".join(f"word{i}" for i in range(50))
+
+
+def _require_browser() -> None:
+    """Skip without a browser; fail instead under PARLEY_REQUIRE_BROWSER=1 (CI)."""
+    required = os.environ.get("PARLEY_REQUIRE_BROWSER") == "1"
+    missing = None
+    if sync_playwright is None:
+        missing = "the playwright package is not installed (requirements-dev.txt)"
+    elif not CHROMIUM.exists():
+        missing = f"{CHROMIUM} is missing (apt-get install chromium)"
+    if missing and required:
+        pytest.fail(f"PARLEY_REQUIRE_BROWSER=1 but {missing}")
+    if missing:
+        pytest.skip(f"browser tests skipped: {missing}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    _require_browser()
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[dict[str, MockLLMServer | ScriptedUpstream]]:
+    """The mock model, slow enough to watch an answer grow, and a Markdown-speaking one."""
+    mock = make_server(delay_ms=40)
+    mock.serve_in_thread()
+    markdown = ScriptedUpstream(MARKDOWN_ANSWER, delay=0.03)
+    yield {"Mock": mock, "Markdown": markdown}
+    mock.stop()
+    markdown.stop()
+
+
+class ConsoleErrors:
+    """Console errors (CSP violations among them) and uncaught exceptions of its pages."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def watch(self, page: Any) -> Any:
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on("console", lambda message: self._console(page, message))
+        page.on("pageerror", lambda error: self.errors.append(f"{page.url}: {error}"))
+        return page
+
+    def _console(self, page: Any, message: Any) -> None:
+        if message.type != "error":
+            return
+        source = message.location.get("url", "")
+        if source.endswith("/favicon.ico") and "/admin/" in page.url:
+            return  # Django's admin pages name no icon, so the browser asks for this one
+        self.errors.append(f"{page.url}: {message.text} ({source})")
+
+    def assert_none(self) -> None:
+        assert self.errors == [], "the browser logged errors:\n" + "\n".join(self.errors)
+
+
+@dataclass
+class Site:
+    server: LiveParley
+    browser: Any
+    storage_state: dict
+
+    def url(self, path: str) -> str:
+        return self.server.url(path)
+
+    def context(self, **options: Any) -> Any:
+        options.setdefault("viewport", {"width": 1280, "height": 800})
+        return self.browser.new_context(
+            base_url=self.server.base_url, storage_state=self.storage_state, **options
+        )
+
+
+@pytest.fixture(scope="module")
+def site(browser, parley_server, upstreams) -> Site:
+    """The first person signs up (and so is the admin), allows private endpoints for
+    personal models in the System settings, and adds two personal models."""
+    console = ConsoleErrors()
+    context = browser.new_context(base_url=parley_server.base_url)
+    page = console.watch(context.new_page())
+
+    page.goto("/accounts/signup/")
+    page.get_by_label("Username").fill(ADMIN)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Password confirmation").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url(parley_server.url("/"))
+    expect(page.get_by_role("link", name="Admin")).to_be_visible()  # the first account is ADMIN
+
+    page.goto("/admin/config/systemsetting/")
+    page.get_by_label("Personal models may use private-network endpoints").check()
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("was changed successfully")).to_be_visible()
+
+    for name, upstream in upstreams.items():
+        page.goto("/models/add/")
+        page.get_by_label("Name").fill(name)
+        page.get_by_label("API base URL").fill(upstream.base_url)
+        page.get_by_label("API key", exact=True).fill("sk-browser-0000")
+        page.get_by_label("Upstream model id").fill("mock-model")
+        page.get_by_role("button", name="Save", exact=True).click()
+        page.wait_for_url(parley_server.url("/models/"))
+        expect(page.get_by_text(f"Saved {name}.")).to_be_visible()
+
+    console.assert_none()
+    state = context.storage_state()
+    context.close()
+    return Site(parley_server, browser, state)
+
+
+@pytest.fixture
+def console() -> ConsoleErrors:
+    return ConsoleErrors()
+
+
+@pytest.fixture
+def page(site: Site, console: ConsoleErrors) -> Iterator[Any]:
+    """A logged-in page; the test fails if any page it opened logged an error."""
+    context = site.context()
+    context.on("page", console.watch)
+    yield context.new_page()
+    context.close()
+    console.assert_none()
+
+
+def assistant(page: Any) -> Any:
+    return page.locator(".msg-assistant").last
+
+
+def answered(page: Any, action: Callable[[], Any]) -> None:
+    """Do ``action``, then wait for the page the server renders once the answer is saved
+    (the script loads the chat again when its stream ends; a plain form redirects)."""
+    with page.expect_event("load", timeout=20_000):  # a new document, not a replaceState
+        action()
+    expect(page).to_have_url(re.compile(r"/chats/\d+/#message-\d+$"))
+    expect(page.locator(".msg-assistant .badge", has_text="writing")).to_have_count(0)
+
+
+def start_chat(page: Any, model: str, text: str, *, wait: bool = True) -> None:
+    page.goto("/")
+    page.get_by_role("combobox", name="Model").select_option(label=model)
+    page.get_by_role("textbox", name="Message", exact=True).fill(text)
+    send = page.get_by_role("button", name="Send")
+    if wait:
+        answered(page, send.click)
+    else:
+        send.click()
+
+
+def watch_text_grow(page: Any, seconds: float = 8) -> list[int]:
+    """Distinct lengths of the answer's text seen while it streams (until three)."""
+    lengths: list[int] = []
+    body = assistant(page).locator(".msg-body")
+    body.wait_for()
+    deadline = time.monotonic() + seconds
+    while len(lengths) < 3 and time.monotonic() < deadline:
+        length = len(body.inner_text())
+        if length and (not lengths or length != lengths[-1]):
+            lengths.append(length)
+        page.wait_for_timeout(15)
+    return lengths
+
+
+def test_the_first_account_is_admin_and_sees_its_personal_models(page, site):
+    page.goto("/")
+    options = page.get_by_role("combobox", name="Model").locator("option").all_inner_texts()
+    assert options == ["Markdown", "Mock"]
+    page.get_by_role("link", name="Admin").click()
+    expect(page.get_by_role("heading", name="Administration", exact=True)).to_be_visible()
+
+
+def test_an_answer_grows_and_stop_keeps_the_text_so_far(page, site):
+    start_chat(page, "Mock", LONG_MESSAGE, wait=False)
+    expect(assistant(page).locator(".badge", has_text="writing")).to_be_visible()
+    lengths = watch_text_grow(page)
+    assert len(lengths) == 3 and lengths == sorted(lengths), lengths  # three steps, growing
+
+    answered(page, page.get_by_role("button", name="Stop").click)
+    answer = assistant(page)
+    expect(answer.locator(".badge", has_text="stopped")).to_be_visible()
+    stopped_text = answer.locator(".msg-body").inner_text()
+    assert stopped_text.startswith("Received 1 message.")
+    assert "word49" not in stopped_text  # cut short
+    expect(page.get_by_role("button", name="Stop")).to_have_count(0)  # nothing left to stop
+
+    page.reload()
+    answer = assistant(page)
+    expect(answer.locator(".badge", has_text="stopped")).to_be_visible()
+    assert answer.locator(".msg-body").inner_text() == stopped_text
+
+    # Retry (the answer did not finish) writes the whole answer this time.
+    answered(page, page.get_by_role("button", name="Retry").click)
+    answer = assistant(page)
+    assert answer.locator(".msg-body").inner_text().endswith("word49")
+    expect(answer.locator(".badge")).to_have_count(0)
+    expect(page.locator(".msg")).to_have_count(2)
+
+
+def test_regenerate_and_edit_and_resend(page, site):
+    start_chat(page, "Mock", "First version")
+    first_answer_id = assistant(page).get_attribute("id")
+
+    answered(page, page.get_by_role("button", name="Regenerate").click)
+    assert assistant(page).get_attribute("id") != first_answer_id  # a new answer
+    expect(page.locator(".msg")).to_have_count(2)
+    assert assistant(page).locator(".msg-body").inner_text().endswith("First version")
+
+    page.locator(".msg-user").last.get_by_text("Edit", exact=True).click()
+    page.get_by_label("Edited message").fill("Second version")
+    answered(page, page.get_by_role("button", name="Save and resend").click)
+    assert page.locator(".msg-user .msg-body").all_inner_texts() == ["Second version"]
+    assert assistant(page).locator(".msg-body").inner_text() == (
+        "Received 1 message. Last user message: Second version"
+    )
+
+
+def test_rename_and_delete_a_chat(page, site):
+    start_chat(page, "Mock", "A chat to rename")
+    chat_url = page.url.split("#")[0]
+
+    page.locator("summary", has_text="Rename").click()
+    page.get_by_label("Title").fill("Renamed in the browser")
+    page.get_by_role("button", name="Rename").click()
+    expect(page.get_by_role("heading", name="Renamed in the browser")).to_be_visible()
+    sidebar = page.get_by_role("navigation", name="Chats")
+    expect(sidebar.get_by_role("link", name="Renamed in the browser")).to_be_visible()
+
+    page.get_by_role("link", name="Delete").click()
+    expect(page.get_by_role("heading", name="Delete “Renamed in the browser”?")).to_be_visible()
+    page.get_by_role("button", name="Delete").click()
+    page.wait_for_url(site.url("/"))
+    expect(page.get_by_text("Chat deleted.")).to_be_visible()
+    expect(sidebar.get_by_role("link", name="Renamed in the browser")).to_have_count(0)
+    assert page.request.get(chat_url).status == 404  # gone, not just hidden
+
+
+LONG_CHAT = """
+import json
+from accounts.models import User
+from chat.models import ChatSession, Message
+from models_registry.models import ModelConfig
+
+user = User.objects.get(username={username!r})
+session = ChatSession.objects.create(
+    user=user, model_config=ModelConfig.objects.get(owner=user, name="Mock"),
+    title="A long chat", message_count=60,
+)
+Message.objects.bulk_create(
+    Message(session=session, role="user" if i % 2 else "assistant", content=f"Old message {{i}}")
+    for i in range(1, 61)
+)
+print(json.dumps(session.pk))
+"""
+
+
+def test_load_earlier_shows_older_messages(page, site):
+    chat_id = site.server.shell(LONG_CHAT.format(username=ADMIN))
+    page.goto(f"/chats/{chat_id}/")
+    messages = page.locator("#messages > .msg")
+    expect(messages).to_have_count(50)
+    expect(page.get_by_text("Old message 1", exact=True)).to_have_count(0)
+
+    page.get_by_role("link", name="Load earlier").click()
+    page.get_by_text("Old message 1", exact=True).wait_for()
+    expect(messages).to_have_count(60)
+    bodies = page.locator("#messages > .msg .msg-body").all_inner_texts()
+    assert bodies == [f"Old message {i}" for i in range(1, 61)]  # in order, none twice
+    expect(page.get_by_role("link", name="Load earlier")).to_have_count(0)
+
+
+def test_a_markdown_answer_is_rendered(page, site, browser):
+    start_chat(page, "Markdown", "Show me some Markdown")
+    body = assistant(page).locator(".msg-body")
+    assert body.locator("strong").inner_text() == "bold"
+    highlighted = body.locator(".code-block .highlight")
+    expect(highlighted).to_have_count(1)
+    assert highlighted.locator("span").count() >= 5  # Pygments' token spans
+    assert "def greet(name):" in highlighted.inner_text()
+    assert body.locator("li").all_inner_texts() == ["one", "two"]
+    expect(page.get_by_role("button", name="Copy code")).to_be_visible()
+
+    if os.environ.get("PARLEY_SCREENSHOTS") == "1":
+        save_screenshots(site, page.url.split("#")[0])
+
+
+def test_a_chat_fits_a_phone_screen(site, console):
+    context = site.context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = console.watch(context.new_page())
+    start_chat(page, "Markdown", "Markdown on a phone")
+    expect(assistant(page).locator(".code-block")).to_be_visible()
+    # Nothing wider than the screen: a long code line scrolls inside its block instead.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = page.get_by_role("button", name="Send").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390
+    context.close()
+    console.assert_none()
+
+
+def save_screenshots(site: Site, chat_url: str) -> None:
+    """docs/screenshots/chat-{desktop,mobile}-{light,dark}.png of a chat page."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    sizes = {"desktop": (1280, 800), "mobile": (390, 844)}
+    for size, (width, height) in sizes.items():
+        for scheme in ("light", "dark"):
+            context = site.context(
+                viewport={"width": width, "height": height},
+                color_scheme=scheme,
+                is_mobile=size == "mobile",
+                has_touch=size == "mobile",
+            )
+            shot = context.new_page()
+            shot.goto(chat_url)
+            shot.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # the latest answer
+            shot.screenshot(path=SCREENSHOTS / f"chat-{size}-{scheme}.png")
+            context.close()
+
+
+def test_the_chat_works_without_javascript(site, console):
+    context = site.context(java_script_enabled=False)
+    page = console.watch(context.new_page())
+    page.goto("/")
+    page.get_by_role("combobox", name="Model").select_option(label="Mock")
+    page.get_by_role("textbox", name="Message", exact=True).fill("No script here")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url(re.compile(r"/chats/\d+/#message-\d+$"))
+    answer = assistant(page)
+    assert answer.locator(".msg-body").inner_text() == (
+        "Received 1 message. Last user message: No script here"
+    )
+    expect(answer.locator(".badge")).to_have_count(0)
+
+    page.get_by_role("textbox", name="Message", exact=True).fill("Still no script")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url(re.compile(r"/chats/\d+/#message-\d+$"))
+    assert assistant(page).locator(".msg-body").inner_text() == (
+        "Received 3 messages. Last user message: Still no script"
+    )
+    expect(page.get_by_role("button", name="Regenerate")).to_be_visible()
+    expect(page.get_by_role("button", name="Stop")).to_have_count(0)
+    context.close()
+    console.assert_none()
