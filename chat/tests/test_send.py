@@ -352,3 +352,19 @@ def test_a_lone_surrogate_from_the_upstream_cannot_break_the_save():
 
     assert clean_text("ok \ud83d end") == "ok \ufffd end"
     assert clean_text("emoji 😀 kept") == "emoji 😀 kept"
+
+
+@pytest.mark.django_db
+def test_a_failed_final_save_is_logged_and_raised(bob, chat, caplog, monkeypatch):
+    from chat import services, streaming
+
+    turn = services.begin_turn(session=chat, text="hello")
+    stream = streaming.AnswerStream(turn)
+
+    def broken_atomic(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(streaming.transaction, "atomic", broken_atomic)
+    with pytest.raises(RuntimeError, match="disk full"):
+        list(stream.events())
+    assert f"could not save the answer {turn.placeholder.pk}" in caplog.text
