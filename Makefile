@@ -53,4 +53,6 @@ clean:
 ## bench: run every benchmark script in bench/ (results are kept in docs/performance.md)
 .PHONY: bench
 bench: $(VENV)/.runtime-installed
-	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python "$$script"; done
+	@set -e; for script in bench/*.py; do \
+	  case "$$(basename $$script)" in common.py|corpus.py|_*|test_*) continue;; esac; \
+	  echo "== $$script"; $(BIN)/python "$$script" --write; done

@@ -6,7 +6,7 @@ makes it smaller (a 1-byte header either way). Prints a markdown table; ``--writ
 appends it, dated, to ``docs/performance.md``. zstd rows appear when the optional
 ``zstandard`` package is importable (it is not a Parley dependency).
 
-Run from the repository root: ``python bench/compression.py [--write]``.
+Run from the repository root: ``python bench/compression.py [--smoke] [--write]``.
 """
 
 from __future__ import annotations
@@ -192,7 +192,10 @@ def main() -> None:
     parser.add_argument("--threshold", type=int, default=THRESHOLD)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--write", action="store_true", help="append to docs/performance.md")
+    parser.add_argument("--smoke", action="store_true", help="tiny corpus, one run (make test)")
     args = parser.parse_args()
+    if args.smoke:
+        args.size, args.repeat = 100, 1
 
     samples = build_corpus(args.size)
     training = [s.text.encode() for s in build_corpus(args.size, seed=SEED + 1)]

@@ -69,13 +69,19 @@ def _newest_first(messages: QuerySet[Message]) -> Iterator[tuple[int, int]]:
 
 
 def build_context(
-    session: ChatSession, model_config: ModelConfig, *, before_id: int | None = None
+    session: ChatSession,
+    model_config: ModelConfig,
+    *,
+    before_id: int | None = None,
+    with_content: bool = True,
 ) -> Context:
     """Build what to send for ``session``'s next answer from ``model_config``.
 
     ``before_id`` is the id of the assistant placeholder the caller just created: only
     older messages are history, and the placeholder is not counted as omitted.
     ``session.message_count`` must be current (it is denormalised by chat.services).
+    ``with_content=False`` (the chat page's "N earlier messages not sent" line) skips
+    loading and decoding the kept text: only the counts are wanted.
     """
     messages: list[dict[str, str]] = []
     system_tokens = 0
@@ -91,7 +97,7 @@ def build_context(
     sendable = _sendable(session, before_id)
     window = select_window(_newest_first(sendable), budget)
 
-    if window.kept_ids:
+    if window.kept_ids and with_content:
         kept = set(window.kept_ids)
         # One range query instead of `id IN (...)`: a large window can keep more ids
         # than a database accepts as parameters. Rows in the range that were not chosen

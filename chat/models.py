@@ -11,11 +11,13 @@ from chat.fields import CompressedTextField
 
 
 class ChatSession(models.Model):
+    # No index of its own: the (user, -updated_at, -id) index serves lookups by user.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("user"),
         on_delete=models.CASCADE,
         related_name="chat_sessions",
+        db_index=False,
     )
     # A chat outlives its model: deleting a model leaves the conversation readable.
     model_config = models.ForeignKey(
@@ -62,8 +64,13 @@ class MessageStatus(models.TextChoices):
 
 
 class Message(models.Model):
+    # No index of its own: the (session, id) index below serves every lookup by session.
     session = models.ForeignKey(
-        ChatSession, verbose_name=_("chat"), on_delete=models.CASCADE, related_name="messages"
+        ChatSession,
+        verbose_name=_("chat"),
+        on_delete=models.CASCADE,
+        related_name="messages",
+        db_index=False,
     )
     role = models.CharField(_("role"), max_length=16, choices=MessageRole.choices)
     # Stored compressed above SystemSetting.compression_threshold_bytes; str in Python.
@@ -94,7 +101,16 @@ class Message(models.Model):
         verbose_name = _("message")
         verbose_name_plural = _("messages")
         ordering = ["id"]
-        indexes = [models.Index(fields=["session", "id"], name="chat_message_session_id")]
+        indexes = [
+            models.Index(fields=["session", "id"], name="chat_message_session_id"),
+            # The stale-stream sweep (every chat page view, start-up, cleanup) reads only
+            # `streaming` rows: a partial index keeps it independent of the history.
+            models.Index(
+                fields=["session", "updated_at"],
+                condition=Q(status="streaming"),
+                name="chat_message_streaming",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(role__in=MessageRole.values), name="chat_message_role_valid"

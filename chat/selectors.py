@@ -71,7 +71,10 @@ def sidebar_page(user: User, *, cursor: str = "", query: str = "") -> SidebarPag
     position = decode_cursor(cursor) if cursor else None
     if position is not None:
         stamp, pk = position
-        sessions = sessions.filter(Q(updated_at__lt=stamp) | Q(updated_at=stamp, id__lt=pk))
+        # (updated_at, id) < (stamp, pk). The redundant `updated_at <= stamp` gives the
+        # index a range to seek to: from the OR alone SQLite derives none and walks every
+        # newer chat of the user (bench/sidebar.py: 9 ms instead of 0.7 ms 50,000 deep).
+        sessions = sessions.filter(Q(updated_at__lte=stamp), Q(updated_at__lt=stamp) | Q(id__lt=pk))
     rows = list(sessions[: SIDEBAR_PAGE_SIZE + 1])
     more = len(rows) > SIDEBAR_PAGE_SIZE
     rows = rows[:SIDEBAR_PAGE_SIZE]

@@ -4,9 +4,11 @@ The upstream is read in a helper thread that only iterates the HTTP stream and h
 items over a queue; the request thread relays them as server-sent events (`start`,
 `delta`, `done`, `error`, and `: ping` while the upstream is silent), saves the partial
 text at most every PARTIAL_WRITE_SECONDS, watches the Stop flag in the shared cache
-(so Stop works whichever process serves the stream), and in `finally` saves the answer
-once with its status: complete, stopped (Stop, or the browser went away) or error.
-No database transaction is open while waiting on the network.
+(so Stop works whichever process serves the stream), and saves the answer once with its
+status: complete, stopped (Stop, or the browser went away) or error. The final `done` or
+`error` event is sent only after that save, so a browser that sends its next message the
+moment it arrives never finds the answer still `streaming` (in `finally` when the stream
+ends without a final event). No database transaction is open while waiting on the network.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class AnswerStream:
         self.answer = _Answer()
         self._queue: queue.Queue[tuple[str, object]] = queue.Queue()
         self._cancel = threading.Event()
+        self._save_tried = False  # the final save happens once, even when it fails
 
     # -- the upstream side (helper thread: HTTP only, no database) ---------------------
 
@@ -124,7 +127,7 @@ class AnswerStream:
             model_config = self.session.model_config
             if model_config is None:
                 answer.error = _("This chat's model was removed.")
-                yield sse_event("error", self._final_payload())
+                yield self._finish()
                 return
             context = build_context(self.session, model_config, before_id=self.placeholder.pk)
             yield sse_event(
@@ -139,7 +142,7 @@ class AnswerStream:
             )
             client = self._client(model_config)
             if client is None:
-                yield sse_event("error", self._final_payload())
+                yield self._finish()
                 return
             threading.Thread(
                 target=self._pump,
@@ -148,16 +151,25 @@ class AnswerStream:
                 daemon=True,
             ).start()
             yield from self._relay()
-            yield sse_event(
-                "error" if answer.status == MessageStatus.ERROR else "done", self._final_payload()
-            )
+            yield self._finish()
         except GeneratorExit:
             # The browser went away (tab closed, network lost): keep what we have.
             answer.status = MessageStatus.STOPPED
             raise
         finally:
             self._cancel.set()
-            self._save_final()
+            if not self._save_tried:
+                self._save_final()
+
+    def _finish(self) -> bytes:
+        """Save the answer, then the final event: `done` (or `error`) means it is stored,
+        so the browser may send the next message (or reload) the moment it arrives."""
+        self._cancel.set()
+        self._save_final()
+        return sse_event(
+            "error" if self.answer.status == MessageStatus.ERROR else "done",
+            self._final_payload(),
+        )
 
     def _client(self, model_config: ModelConfig) -> UpstreamClient | None:
         try:
@@ -219,6 +231,7 @@ class AnswerStream:
         )
 
     def _save_final(self) -> None:
+        self._save_tried = True
         answer = self.answer
         text = answer.text
         now = timezone.now()

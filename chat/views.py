@@ -165,7 +165,9 @@ class ChatDetailView(UserChatMixin, SidebarMixin, TemplateView):
                 None,
             ),
             streaming=any(m.status == MessageStatus.STREAMING for m in page.messages),
-            window=build_context(session, session.model_config) if session.model_config else None,
+            window=build_context(session, session.model_config, with_content=False)
+            if session.model_config
+            else None,
         )
         return context
 

@@ -4,18 +4,19 @@
 # With arguments, runs them instead of gunicorn (e.g. `manage.py createsuperuser`).
 set -eu
 cd "$(dirname "$0")/.."
-# Back up before the schema changes: only when migrations are pending on an existing
-# database (`backup --skip-empty` does nothing on a fresh one). A failed backup stops the
-# start; PARLEY_BACKUP_BEFORE_MIGRATE=false skips this step (e.g. PostgreSQL without
-# pg_dump in the image, backed up by the database server itself).
-if [ "${PARLEY_BACKUP_BEFORE_MIGRATE:-true}" != "false" ] \
-  && ! python manage.py migrate --check >/dev/null 2>&1; then
-  python manage.py backup --full --keep "${PARLEY_BACKUP_KEEP:-10}" --skip-empty -v 1
-fi
-python manage.py migrate --noinput
-# Answers a killed worker left half-written become "interrupted" (their text is kept).
-python manage.py sweep_streams
+# One process for the start-up steps (`manage.py prestart`): back up before the schema
+# changes, only when migrations are pending on an existing database (a failed backup
+# stops the start; PARLEY_BACKUP_BEFORE_MIGRATE=false skips it, e.g. PostgreSQL without
+# pg_dump in the image, backed up by the database server itself), migrate, then mark
+# answers a killed worker left half-written "interrupted" (their text is kept).
+python manage.py prestart
 if [ "$#" -gt 0 ]; then
   exec "$@"
 fi
+# glibc malloc: a fixed mmap threshold returns big transient blocks (an Argon2 hash's
+# 19 MiB at log-in) to the system when freed, instead of keeping them in the heap of the
+# thread that hashed; two arenas stop each of gunicorn's threads growing its own.
+# Measured in docs/performance.md ("Memory"); set either variable to override.
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
+export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-1048576}"
 exec gunicorn -c config/gunicorn.conf.py config.wsgi:application

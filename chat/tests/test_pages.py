@@ -76,6 +76,32 @@ def test_sidebar_lists_newest_activity_first_with_load_more(bob_client, bob, mod
 
 
 @pytest.mark.django_db
+def test_sidebar_pages_walk_every_chat_once_across_equal_activity_times(bob, carol, model):
+    """The keyset (updated_at, id) breaks ties by id: no chat is skipped or shown twice."""
+    from chat.selectors import sidebar_page
+
+    now = timezone.now()
+    for n in range(SIDEBAR_PAGE_SIZE * 2 + 7):
+        chat = make_chat(bob, model, title=f"Chat {n}")
+        make_chat(carol, model, title=f"Carol {n}")
+        # Groups of seven chats share one activity time, across page boundaries.
+        ChatSession.objects.filter(pk=chat.pk).update(updated_at=now - timedelta(minutes=n // 7))
+    expected = list(
+        ChatSession.objects.filter(user=bob)
+        .order_by("-updated_at", "-id")
+        .values_list("pk", flat=True)
+    )
+    seen, cursor = [], ""
+    while True:
+        page = sidebar_page(bob, cursor=cursor)
+        seen += [chat.pk for chat in page.sessions]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == expected
+
+
+@pytest.mark.django_db
 def test_search_chats_by_title(bob_client, bob, model):
     make_chat(bob, model, title="Trip to Kyoto")
     make_chat(bob, model, title="Tax return")
