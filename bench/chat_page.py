@@ -75,8 +75,8 @@ def run(args, data_dir: Path) -> None:
     from django.urls import reverse
 
     from chat import selectors
-    from chat.markdown import render_markdown_cached
-    from chat.models import ChatSession
+    from chat.markdown import html_to_store, render_markdown_cached
+    from chat.models import ChatSession, Message
 
     call_command("collectstatic", interactive=False, verbosity=0)
     n = SMOKE_MESSAGES if args.smoke else MESSAGES
@@ -92,6 +92,14 @@ def run(args, data_dir: Path) -> None:
     with transaction.atomic():
         session = ChatSession.objects.create(user=user, title="A long chat", model_config=model)
         insert_messages(session.pk, rows)
+        # Final answers keep their HTML from the moment they are saved (chat.streaming):
+        # do the same for the answers a page can show, as the app would have.
+        for message in Message.objects.filter(session=session, role="assistant").order_by("-id")[
+            :60
+        ]:
+            Message.objects.filter(pk=message.pk).update(
+                rendered_html=html_to_store(message.content)
+            )
         # A few more chats, so the sidebar is not empty.
         for i in range(40):
             ChatSession.objects.create(user=user, title=f"Other chat {i}", model_config=model)

@@ -42,9 +42,9 @@ WINDOWS = (("8k", 8_192, 1_024), ("128k", 131_072, 4_096))
 TIKTOKEN_MAX_SIZE = 10_000  # the re-tokenising variant takes seconds beyond this
 
 INSERT_SQL = (
-    "INSERT INTO chat_message (session_id, role, content, reasoning, token_count, status, "
-    "error, finish_reason, created_at, updated_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, '', '', %s, %s)"
+    "INSERT INTO chat_message (session_id, role, content, reasoning, rendered_html, "
+    "token_count, status, error, finish_reason, created_at, updated_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, '', '', %s, %s)"
 )
 
 
@@ -80,7 +80,7 @@ def insert_messages(
             stamp = start + timedelta(seconds=written)
             when = adapt(stamp)
             thought = reasoning[0] if reasoning else EMPTY
-            chunk.append((session_id, role, content, thought, tokens, status, when, when))
+            chunk.append((session_id, role, content, thought, EMPTY, tokens, status, when, when))
             written += 1
             if len(chunk) >= batch:
                 cursor.executemany(INSERT_SQL, chunk)

@@ -198,6 +198,15 @@ def main() -> None:
         idle_rss, idle_pss = server.rss(), server.pss()
         idle_workers = [server.rss_of(pid) for pid in server.worker_pids()]
 
+        # Warm-up, untimed: sign-ins and pages on several connections, so both workers
+        # have imported and compiled what the pages need before anything is measured.
+        chat_id = info["chats"]["solo"][0]
+        for _ in range(2 * (server.workers or 1)):
+            http = server.login("solo")
+            for path in (f"/chats/{chat_id}/", "/chats/", "/models/"):
+                http.get(server.url(path), timeout=30).raise_for_status()
+            http.close()
+
         baseline = Recorder()
         run_users(
             server,

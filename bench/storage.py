@@ -39,9 +39,9 @@ BATCH = 10_000
 OFF = 1 << 62  # a threshold no message reaches: compression off
 
 INSERT_SQL = (
-    "INSERT INTO chat_message (session_id, role, content, reasoning, token_count, status, "
-    "error, finish_reason, created_at, updated_at) VALUES (?, ?, ?, X'', ?, 'complete', '', '', "
-    "?, ?)"
+    "INSERT INTO chat_message (session_id, role, content, reasoning, rendered_html, "
+    "token_count, status, error, finish_reason, created_at, updated_at) "
+    "VALUES (?, ?, ?, X'', X'', ?, 'complete', '', '', ?, ?)"
 )
 USER_ROLES = {"question-en", "question-zh", "paste-code", "paste-log"}
 

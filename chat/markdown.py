@@ -154,3 +154,21 @@ def render_markdown_cached(text: str) -> SafeString:
     number of workers.
     """
     return render_markdown(text)
+
+
+# Stored HTML carries the renderer's version: when the renderer or its sanitiser rules
+# change, bump it and older stored HTML is simply rendered again on view.
+RENDER_VERSION = "1"
+_STORED_MARK = f"<!--parley-md:{RENDER_VERSION}-->"
+
+
+def html_to_store(text: str) -> str:
+    """What `Message.rendered_html` keeps for a final answer (rendered once, at save)."""
+    return _STORED_MARK + render_markdown(text)
+
+
+def message_html(content: str, stored: str) -> SafeString:
+    """The answer's HTML: the stored rendering when it is current, else rendered now."""
+    if stored.startswith(_STORED_MARK):
+        return mark_safe(stored[len(_STORED_MARK) :])  # noqa: S308 - sanitised before storing
+    return render_markdown_cached(content)

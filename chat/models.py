@@ -82,6 +82,9 @@ class Message(models.Model):
     )
     # The model's separate reasoning stream (reasoning_content), shown apart from the answer.
     reasoning = CompressedTextField(_("reasoning"), blank=True, default="")
+    # The final answer rendered once (markdown, highlighting, sanitising) when it is saved,
+    # so a chat page never re-renders history (chat.markdown.message_html).
+    rendered_html = CompressedTextField(_("rendered HTML"), blank=True, default="", editable=False)
     error = models.TextField(_("error"), blank=True, default="")
     finish_reason = models.CharField(_("finish reason"), max_length=32, blank=True, default="")
     # Sent by the browser with each new message, so a retried POST never doubles it.

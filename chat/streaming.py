@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from chat.context import build_context
-from chat.markdown import render_markdown
+from chat.markdown import html_to_store, message_html
 from chat.models import ChatSession, Message, MessageRole, MessageStatus
 from chat.services import Turn
 from chat.tokens import count_message_tokens
@@ -98,6 +98,7 @@ class AnswerStream:
         self._queue: queue.Queue[tuple[str, object]] = queue.Queue()
         self._cancel = threading.Event()
         self._save_tried = False  # the final save happens once, even when it fails
+        self._stored_html = ""
 
     # -- the upstream side (helper thread: HTTP only, no database) ---------------------
 
@@ -130,6 +131,20 @@ class AnswerStream:
                 yield self._finish()
                 return
             context = build_context(self.session, model_config, before_id=self.placeholder.pk)
+            client = self._client(model_config)
+            if client is not None:
+                # Under way before `start` is sent: the upstream's wait overlaps that write.
+                threading.Thread(
+                    target=self._pump,
+                    args=(
+                        client,
+                        model_config.model,
+                        context.messages,
+                        model_config.max_output_tokens,
+                    ),
+                    name=f"upstream-{self.placeholder.pk}",
+                    daemon=True,
+                ).start()
             yield sse_event(
                 "start",
                 {
@@ -140,16 +155,9 @@ class AnswerStream:
                     "title": self.session.title,
                 },
             )
-            client = self._client(model_config)
             if client is None:
                 yield self._finish()
                 return
-            threading.Thread(
-                target=self._pump,
-                args=(client, model_config.model, context.messages, model_config.max_output_tokens),
-                name=f"upstream-{self.placeholder.pk}",
-                daemon=True,
-            ).start()
             yield from self._relay()
             yield self._finish()
         except GeneratorExit:
@@ -236,9 +244,11 @@ class AnswerStream:
         text = answer.text
         now = timezone.now()
         try:
+            self._stored_html = html_to_store(text)
             with transaction.atomic():
                 Message.objects.filter(pk=self.placeholder.pk).update(
                     content=text,
+                    rendered_html=self._stored_html,
                     reasoning=answer.reasoning_text,
                     status=answer.status,
                     error=answer.error if answer.status == MessageStatus.ERROR else "",
@@ -264,7 +274,7 @@ class AnswerStream:
         payload: dict[str, object] = {
             "message_id": self.placeholder.pk,
             "status": str(answer.status),
-            "html": str(render_markdown(answer.text)),
+            "html": str(message_html(answer.text, self._stored_html)),
             "usage": {
                 "prompt_tokens": answer.prompt_tokens,
                 "completion_tokens": answer.completion_tokens,
@@ -281,7 +291,7 @@ def replay_events(message: Message) -> Iterator[bytes]:
     payload: dict[str, object] = {
         "message_id": message.pk,
         "status": message.status,
-        "html": str(render_markdown(message.content)),
+        "html": str(message_html(message.content, message.rendered_html)),
     }
     if message.error:
         payload["error"] = message.error

@@ -25,7 +25,7 @@ from django.views.generic import TemplateView
 
 from chat import selectors, services
 from chat.context import build_context
-from chat.markdown import render_markdown_cached
+from chat.markdown import message_html
 from chat.models import ChatSession, MessageStatus
 from chat.services import ChatRejected, Turn
 from chat.streaming import AnswerStream, replay_events, run_to_completion, sweep_stale_streams
@@ -151,7 +151,9 @@ class ChatDetailView(UserChatMixin, SidebarMixin, TemplateView):
         )
         for message in page.messages:
             message.html = (
-                render_markdown_cached(message.content) if message.role == "assistant" else ""
+                message_html(message.content, message.rendered_html)
+                if message.role == "assistant"
+                else ""
             )
         newest_page = before is None or not before.isdigit()
         last = page.messages[-1] if page.messages and newest_page else None

@@ -9,7 +9,11 @@ import os
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Every answer being streamed holds a thread for its whole length: with 8 threads a
+# worker, 50 users made the 95th percentile of page loads 600 ms (pages waited for a
+# stream to end); 16 made it 25-28 ms at about the same memory (bench/load.py; see
+# docs/performance.md, "What the live-server runs changed").
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 # With gthread the timeout is the worker heartbeat, not a per-request limit: long
 # streams are fine as long as the worker's main loop is alive.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))

@@ -65,6 +65,7 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "Parley"
 _READ_SIZE = 64 * 1024
+_REUSE_WAIT_SECONDS = 0.05  # for the rest of a finished stream's body, to keep its connection
 _ERROR_BODY_LIMIT = 64 * 1024
 _DETAIL_LIMIT = 500
 
@@ -192,6 +193,7 @@ class UpstreamClient:
             response = self._post_chat(body, deadline, accept="text/event-stream")
             try:
                 yield from self._reply_items(response, deadline)
+                _release_for_reuse(response)
             finally:
                 response.close()
 
@@ -552,6 +554,23 @@ def _safe_url(url: str) -> str:
         return "<invalid URL>"
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _release_for_reuse(response: requests.Response) -> None:
+    """After a whole streamed reply: read what little is left of the body (the end of the
+    chunked encoding after ``[DONE]``, normally already received) so urllib3 puts the
+    connection back in the pool and the next call skips the TCP (and TLS) handshake.
+
+    ``response.close()`` on a body not read to its end closes the connection instead:
+    that is what a server still sending after ``[DONE]``, or sending nothing more within
+    ``_REUSE_WAIT_SECONDS``, gets (the answer is complete either way).
+    """
+    raw = response.raw
+    _set_read_timeout(raw, _REUSE_WAIT_SECONDS)
+    with contextlib.suppress(urllib3.exceptions.HTTPError, OSError, ValueError):
+        for _ in range(4):
+            if not raw.read1(_READ_SIZE):
+                return  # the end of the body: urllib3 has released the connection
 
 
 def _set_read_timeout(raw: Any, seconds: float) -> None:

@@ -16,7 +16,8 @@ fi
 # glibc malloc: a fixed mmap threshold returns big transient blocks (an Argon2 hash's
 # 19 MiB at log-in) to the system when freed, instead of keeping them in the heap of the
 # thread that hashed; two arenas stop each of gunicorn's threads growing its own.
-# Measured in docs/performance.md ("Memory"); set either variable to override.
+# Measured in docs/performance.md ("What the live-server runs changed"); set either
+# variable to override.
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-1048576}"
 exec gunicorn -c config/gunicorn.conf.py config.wsgi:application

@@ -368,3 +368,19 @@ def test_a_failed_final_save_is_logged_and_raised(bob, chat, caplog, monkeypatch
     with pytest.raises(RuntimeError, match="disk full"):
         list(stream.events())
     assert f"could not save the answer {turn.placeholder.pk}" in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_final_answer_is_rendered_once_and_the_page_reuses_it(bob_client, chat, monkeypatch):
+    bob_client.post(f"/chats/{chat.pk}/send/", {"content": "**bold** please"})
+    answer = chat.messages.order_by("id").last()
+    assert answer.rendered_html.startswith("<!--parley-md:")
+    assert "<strong>bold</strong>" in answer.rendered_html
+
+    def no_rendering(text):
+        raise AssertionError("the chat page rendered markdown again")
+
+    monkeypatch.setattr("chat.markdown.render_markdown", no_rendering)
+    monkeypatch.setattr("chat.markdown.render_markdown_cached", no_rendering)
+    page = bob_client.get(f"/chats/{chat.pk}/").content.decode()
+    assert "<strong>bold</strong>" in page

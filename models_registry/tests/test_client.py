@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import requests
+import urllib3
 
 from models_registry.client import (
     Completion,
@@ -125,6 +126,37 @@ def test_stream_yields_one_word_per_delta_then_the_finish_with_usage(client, moc
     body = mock_llm.requests[-1].body
     assert body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
+
+
+@pytest.fixture
+def connects(monkeypatch) -> list[tuple[str, int]]:
+    """Every TCP connection urllib3 opens from now on (its address)."""
+    opened: list[tuple[str, int]] = []
+    real = urllib3.util.connection.create_connection
+
+    def counting(address, *args, **kwargs):
+        opened.append(address)
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", counting)
+    return opened
+
+
+def test_finished_streams_leave_their_connection_in_the_pool(client, connects):
+    # Each answer on a new connection would pay a TCP (and TLS) handshake before its
+    # first token; a stream read to [DONE] hands its connection to the next call.
+    for _ in range(3):
+        collect(client.stream(model="mock-model", messages=MESSAGES))
+    client.complete(model="mock-model", messages=MESSAGES)
+    assert len(connects) == 1
+
+
+def test_a_stream_left_early_closes_its_connection(client, connects):
+    stream = client.stream(model="mock-model", messages=MESSAGES)
+    next(stream)
+    stream.close()  # the caller stopped reading (Stop, or the browser went away)
+    collect(client.stream(model="mock-model", messages=MESSAGES))
+    assert len(connects) == 2
 
 
 def test_parameters_are_passed_through(client, mock_llm):
