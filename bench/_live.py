@@ -13,6 +13,7 @@ pytest (`make bench` installs only the runtime requirements).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -82,7 +83,9 @@ def static_root() -> Path:
             timeout=120,
         )
         if result.returncode != 0:
+            shutil.rmtree(base, ignore_errors=True)
             raise RuntimeError(f"collectstatic failed:\n{result.stdout}\n{result.stderr}")
+        atexit.register(shutil.rmtree, base, ignore_errors=True)
         _static_root = root
     return _static_root
 
@@ -174,6 +177,7 @@ class Upstream:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        atexit.register(self.stop)  # even when the script using it dies of an exception
         assert self.process.stdout is not None
         if self.process.stdout.readline().strip() != b"ready":
             self.stop()
@@ -296,6 +300,7 @@ class Parley:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, stopped as one
             )
+        atexit.register(self.stop)  # even when the script using it dies of an exception
         try:
             seconds = self._wait_healthy(started, poll=poll)
             if wait_workers:
