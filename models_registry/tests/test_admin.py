@@ -8,7 +8,7 @@ from accounts.models import AuditAction, AuditEvent
 from chat.models import ChatSession
 from models_registry.models import ModelConfig
 
-SECRET = "sk-planted0123456789abcdef9f2c"
+SECRET = "sk-planted-0123456789-abcdef9f2c"
 
 
 def form_data(**changes) -> dict:

@@ -20,8 +20,8 @@ from models_registry import services
 from models_registry.client import UpstreamClient
 from models_registry.models import ModelConfig
 
-SYSTEM_SECRET = "sk-systemplanted0123456789abcdXy9f"
-PERSONAL_SECRET = "sk-personalplanted987654321zyxWq2c"
+SYSTEM_SECRET = "sk-systemplanted-012345-6789abcdXy9f"
+PERSONAL_SECRET = "sk-personalplanted-98765-4321zyxWq2c"
 SECRETS = (SYSTEM_SECRET, PERSONAL_SECRET)
 MIDDLES = tuple(secret[3:-4] for secret in SECRETS)  # what a partial leak would show
 

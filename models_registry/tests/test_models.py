@@ -68,7 +68,7 @@ def test_users_see_system_models_and_only_their_own_personal_ones(bob, carol):
 @pytest.mark.parametrize(
     ("key", "mask"),
     [
-        ("sk-abcdefghijklmnop9f2c", "sk-…9f2c"),
+        ("sk-abcdefgh-ijklmnop9f2c", "sk-…9f2c"),
         ("abcdefghijklmnop1234", "ab…1234"),
         ("short", "…rt"),
         ("", ""),
