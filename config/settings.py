@@ -105,7 +105,10 @@ SQLITE_PRAGMAS = {
     "journal_mode": "WAL",
     "synchronous": SQLITE_SYNCHRONOUS,
     "temp_store": "MEMORY",
-    "cache_size": "-20000",  # negative = KiB: about 20 MB of page cache per connection
+    # negative = KiB: 8 MB of page cache per connection. One connection per gunicorn thread
+    # (2 workers x 16 threads), and under WAL a cache is dropped after any other writer's
+    # commit anyway, so a bigger cache buys little and could cost hundreds of MB.
+    "cache_size": "-8000",
     "journal_size_limit": "67108864",  # truncate the WAL back to 64 MiB after checkpoints
     "foreign_keys": "ON",
 }

@@ -23,7 +23,7 @@ def test_every_pragma_is_live_on_the_connection():
     assert _pragma("journal_mode") == "wal"
     assert _pragma("synchronous") == 2  # FULL
     assert _pragma("temp_store") == 2  # MEMORY
-    assert _pragma("cache_size") == -20000
+    assert _pragma("cache_size") == -8000
     assert _pragma("journal_size_limit") == 67108864
     assert _pragma("foreign_keys") == 1
     assert _pragma("busy_timeout") >= 20_000
