@@ -1,4 +1,5 @@
-"""Users and the audit log in the admin. Every change goes through accounts.services."""
+"""Users, API tokens and the audit log in the admin. Every change goes through the services
+(accounts.services, accounts.api_tokens)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from accounts import services
-from accounts.models import AuditEvent, User
+from accounts import api_tokens, services
+from accounts.models import ApiToken, AuditEvent, TokenStatus, User
 
 
 class ParleyUserChangeForm(UserChangeForm):
@@ -150,6 +152,84 @@ class UserAdmin(DjangoUserAdmin):
         if obj is not None and obj.is_admin and not services.has_other_active_admin(obj):
             return False
         return super().has_delete_permission(request, obj)
+
+
+class TokenStatusFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(TokenStatus.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> QuerySet[ApiToken]:
+        now = timezone.now()
+        expired = Q(expires_at__isnull=False, expires_at__lte=now)
+        if self.value() == TokenStatus.REVOKED:
+            return queryset.filter(revoked_at__isnull=False)
+        if self.value() == TokenStatus.EXPIRED:
+            return queryset.filter(expired, revoked_at__isnull=True)
+        if self.value() == TokenStatus.ACTIVE:
+            return queryset.filter(revoked_at__isnull=True).exclude(expired)
+        return queryset
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Read-only: tokens are created by their owner; the admin can only revoke them.
+
+    The hash is never shown (`fields` leaves it out), though it could not be used anyway.
+    """
+
+    list_display = (
+        "user",
+        "name",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    )
+    list_filter = (TokenStatusFilter, "created_at", "last_used_at")
+    list_select_related = ("user",)
+    search_fields = ("user__username", "name", "prefix")
+    date_hierarchy = "created_at"
+    fields = ("user", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
+    readonly_fields = fields
+    actions = ["revoke_tokens"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    @admin.action(description=_("Revoke selected tokens"), permissions=["revoke"])
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        count = 0
+        for token in queryset.filter(revoked_at__isnull=True).select_related("user"):
+            api_tokens.revoke_api_token(token=token, actor=request.user, request=request)
+            count += 1
+        self.message_user(
+            request,
+            ngettext("%(count)d token revoked.", "%(count)d tokens revoked.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # Revoke, not delete: a revoked token keeps its row for the owner's list.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
+        # Deleting one token (its delete page) revokes it first, so the trail records it.
+        # Delete permission itself stays: deleting a user deletes their tokens with them.
+        api_tokens.revoke_api_token(token=obj, actor=request.user, request=request)
+        super().delete_model(request, obj)
 
 
 @admin.register(AuditEvent)

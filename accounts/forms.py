@@ -1,14 +1,16 @@
-"""Input for the account pages: Django's standard auth forms, with throttling added."""
+"""Input for the account pages: Django's standard auth forms with throttling, API tokens."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.audit import client_ip
 from accounts.models import AuditAction, User
@@ -80,3 +82,34 @@ class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ("username", "email")
+
+
+API_TOKEN_EXPIRY_DAYS = (7, 30, 90, 365)
+
+
+def _expiry_choices() -> list[tuple[str, str]]:
+    # A callable, so the labels are translated per request, not once at import.
+    return [("", _("Never"))] + [
+        (str(days), ngettext("In %(days)d day", "In %(days)d days", days) % {"days": days})
+        for days in API_TOKEN_EXPIRY_DAYS
+    ]
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        label=gettext_lazy("Name"),
+        max_length=100,
+        help_text=gettext_lazy("What will use it, for example “laptop scripts”."),
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    expires_in_days = forms.TypedChoiceField(
+        label=gettext_lazy("Expires"),
+        choices=_expiry_choices,
+        coerce=int,
+        empty_value=None,
+        required=False,
+    )
+
+    def expires_at(self) -> datetime | None:
+        days = self.cleaned_data.get("expires_in_days")
+        return timezone.now() + timedelta(days=days) if days else None

@@ -1,4 +1,5 @@
-"""Accounts: the User (role is the source of truth) and the append-only audit log."""
+"""Accounts: the User (role is the source of truth), personal API tokens and the append-only
+audit log."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -73,6 +75,74 @@ class User(AbstractUser):
         return self.role == Role.ADMIN and self.is_active
 
 
+class TokenStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    EXPIRED = "expired", _("Expired")
+    REVOKED = "revoked", _("Revoked")
+
+
+class ApiToken(models.Model):
+    """A personal token for the OpenAI-compatible /v1 gateway; see accounts.api_tokens.
+
+    The token itself is never stored: it is shown once when created, and only its hash
+    (to find it) and its first characters (to recognise it in a list) are kept.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
+    )
+    name = models.CharField(_("name"), max_length=100)
+    prefix = models.CharField(
+        _("prefix"),
+        max_length=16,
+        help_text=_("The first characters of the token, to recognise it."),
+    )
+    # SHA-256 hex of the whole token. A fast hash is right here, unlike for passwords: the
+    # token carries 256 random bits, so there is nothing to guess or brute-force from the
+    # hash, and an unsalted hash lets every API request find its row through this unique
+    # index in one lookup (a salted slow hasher would need a scan and ~100 ms per request).
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def __repr__(self) -> str:
+        return f"<ApiToken {self.pk}: {self.name!r} {self.prefix}… of user {self.user_id}>"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def is_active(self) -> bool:
+        return not self.is_revoked and not self.is_expired
+
+    @property
+    def status(self) -> TokenStatus:
+        """What the lists show; a revoked token stays revoked after its expiry date."""
+        if self.is_revoked:
+            return TokenStatus.REVOKED
+        if self.is_expired:
+            return TokenStatus.EXPIRED
+        return TokenStatus.ACTIVE
+
+
 class AuditAction(models.TextChoices):
     LOGIN = "login", _("Log-in")
     LOGIN_FAILED = "login_failed", _("Failed log-in")
@@ -95,6 +165,8 @@ class AuditAction(models.TextChoices):
     BACKUP = "backup", _("Backup")
     RESTORE = "restore", _("Restore")
     CLEANUP = "cleanup", _("Clean-up")
+    API_TOKEN_CREATE = "api_token_create", _("API token created")
+    API_TOKEN_REVOKE = "api_token_revoke", _("API token revoked")
 
 
 class AuditEventQuerySet(models.QuerySet):

@@ -10,4 +10,6 @@ urlpatterns = [
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("password/", views.PasswordChangeView.as_view(), name="password_change"),
     path("pending/", views.PendingApprovalView.as_view(), name="pending"),
+    path("tokens/", views.ApiTokenListView.as_view(), name="api_tokens"),
+    path("tokens/<int:pk>/revoke/", views.ApiTokenRevokeView.as_view(), name="api_token_revoke"),
 ]

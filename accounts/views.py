@@ -9,14 +9,18 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
+from django.views import View
 from django.views.generic import FormView, TemplateView
 
-from accounts import services
-from accounts.forms import LoginForm, SignupForm
+from accounts import api_tokens, services
+from accounts.forms import ApiTokenForm, LoginForm, SignupForm
+from accounts.models import ApiToken
 
 
 class SignupView(FormView):
@@ -102,3 +106,66 @@ class PendingApprovalView(LoginRequiredMixin, TemplateView):
         if request.user.approved:
             return HttpResponseRedirect(reverse_lazy("chat:home"))
         return super().get(request, *args, **kwargs)
+
+
+class ApiTokenScopedMixin(LoginRequiredMixin):
+    """Every token view sees only the requesting user's tokens: others get 404."""
+
+    def get_queryset(self) -> QuerySet[ApiToken]:
+        return api_tokens.tokens_for_user(self.request.user)
+
+
+class ApiTokenListView(ApiTokenScopedMixin, FormView):
+    """The user's tokens and the form that creates one.
+
+    A created token is shown in the POST response itself, never stored in the session or
+    put in a redirect, and the response is marked no-store: it exists on this one page.
+    """
+
+    template_name = "accounts/api_tokens.html"
+    form_class = ApiTokenForm
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["tokens"] = self.get_queryset()
+        # Where the OpenAI-compatible gateway answers, as this browser reaches the server.
+        context["api_base_url"] = f"{self.request.scheme}://{self.request.get_host()}/v1"
+        return context
+
+    def form_valid(self, form: ApiTokenForm) -> HttpResponse:
+        try:
+            token, raw_token = api_tokens.create_api_token(
+                user=self.request.user,
+                name=form.cleaned_data["name"],
+                expires_at=form.expires_at(),
+                request=self.request,
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+            return self.form_invalid(form)
+        messages.success(self.request, _("Created the token %(name)s.") % {"name": token.name})
+        response = self.render_to_response(
+            self.get_context_data(form=self.form_class(), new_token=token, raw_token=raw_token)
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def form_invalid(self, form: ApiTokenForm) -> HttpResponse:
+        messages.error(self.request, _("The token was not created: check the form."))
+        response = super().form_invalid(form)
+        response.status_code = 400
+        return response
+
+
+class ApiTokenRevokeView(ApiTokenScopedMixin, View):
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        token = api_tokens.get_token_for_user(request.user, pk)
+        api_tokens.revoke_api_token(token=token, actor=request.user, request=request)
+        messages.success(
+            request,
+            _("Revoked the token %(name)s: programs using it can no longer connect.")
+            % {"name": token.name},
+        )
+        return redirect("accounts:api_tokens")

@@ -14,7 +14,8 @@ from django.db.models import Max, QuerySet
 from django.test import Client
 from django.utils import timezone
 
-from accounts.models import AuditAction, AuditEvent, Role, User
+from accounts.api_tokens import create_api_token
+from accounts.models import ApiToken, AuditAction, AuditEvent, Role, User
 from chat.models import ChatSession, Message, MessageRole
 from config.services import get_system_setting
 from conftest import PASSWORD
@@ -52,6 +53,8 @@ TESTED_HERE = {
     AuditAction.CHAT_DELETE,
     AuditAction.EXPORT,
     AuditAction.CLEANUP,
+    AuditAction.API_TOKEN_CREATE,
+    AuditAction.API_TOKEN_REVOKE,
 }
 
 
@@ -459,6 +462,55 @@ def test_cleanup(bob, trail):
     event = trail.one(AuditAction.CLEANUP)
     assert (event.actor, event.ip, event.target) == (None, None, "database")
     assert (event.detail["chats"], event.detail["messages"]) == (1, 2)
+
+
+# --- API tokens ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_api_token_create_on_the_site(bob_client, bob, trail):
+    response = bob_client.post("/accounts/tokens/", {"name": "Laptop", "expires_in_days": ""})
+    assert response.status_code == 200
+    token = ApiToken.objects.get()
+    trail.secrets += [response.context["raw_token"], token.token_hash]
+    event = trail.one(AuditAction.API_TOKEN_CREATE)
+    assert_request_event(event, actor=bob, target=f"api token {token.pk}")
+    assert event.detail["prefix_shown"] == token.prefix
+
+
+@pytest.mark.django_db
+def test_api_token_create_by_the_command(bob, trail):
+    out = io.StringIO()
+    call_command("create_api_token", "bob", "--name=CI", stdout=out, stderr=io.StringIO())
+    token = ApiToken.objects.get()
+    trail.secrets += [out.getvalue().strip(), token.token_hash]
+    event = trail.one(AuditAction.API_TOKEN_CREATE)
+    assert (event.actor, event.ip, event.target) == (bob, None, f"api token {token.pk}")
+    assert event.detail["via"] == "command"
+
+
+@pytest.mark.django_db
+def test_api_token_revoke_on_the_site(bob_client, bob, trail):
+    token, raw_token = create_api_token(user=bob, name="Laptop")
+    trail.secrets += [raw_token, token.token_hash]
+    trail.mark()
+    assert bob_client.post(f"/accounts/tokens/{token.pk}/revoke/").status_code == 302
+    assert_request_event(
+        trail.one(AuditAction.API_TOKEN_REVOKE), actor=bob, target=f"api token {token.pk}"
+    )
+
+
+@pytest.mark.django_db
+def test_api_token_revoke_by_the_admin_action(alice_client, alice, bob, trail):
+    token, raw_token = create_api_token(user=bob, name="Laptop")
+    trail.secrets += [raw_token, token.token_hash]
+    trail.mark()
+    alice_client.post(
+        "/admin/accounts/apitoken/", {"action": "revoke_tokens", "_selected_action": [token.pk]}
+    )
+    event = trail.one(AuditAction.API_TOKEN_REVOKE)
+    assert_request_event(event, actor=alice, target=f"api token {token.pk}")
+    assert event.detail["owner"] == "bob"
 
 
 # --- The audit log in the admin ------------------------------------------------------------
