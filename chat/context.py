@@ -1,24 +1,27 @@
 """The messages sent upstream for the next answer: system prompt plus the newest history that fits.
 
-Reads stored ``token_count``s newest first through the ``(session, id)`` index in
-growing keyset batches, lets ``chat.window.select_window`` stop at the first message
-that does not fit, then fetches content for the kept messages only. The number of
-queries and rows grows with the window, never with the length of the chat.
+Reads (id, token_count, role, stored content) newest first through the ``(session, id)``
+index in growing keyset batches, lets ``chat.window.select_window`` stop at the first
+message that does not fit, then decompresses the kept messages only: one query for a
+typical window. The number of queries and rows grows with the window, never with the
+length of the chat.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chat.models import Message, MessageRole, MessageStatus
+from django.db import connection
+
+from chat.fields import EMPTY, unpack_text
+from chat.models import MessageRole, MessageStatus
 from chat.tokens import REPLY_PRIMING, count_message_tokens
 from chat.window import context_budget, select_window
 
 if TYPE_CHECKING:
-    from django.db.models import QuerySet
-
     from chat.models import ChatSession
     from models_registry.models import ModelConfig
 
@@ -26,11 +29,13 @@ if TYPE_CHECKING:
 # large window (many short messages) still needs only a handful of queries.
 FIRST_BATCH = 64
 MAX_BATCH = 8192
+NO_UPPER_BOUND = 2**63 - 1  # ids are 64-bit: the first batch starts at the newest
+PENDING_ID = 0  # stands for the message not saved yet; real ids start at 1
 
 # Only finished text is history: a stopped answer keeps its partial text and is still
 # part of the conversation; an error, an interrupted or a still-streaming one is not.
-SENDABLE_STATUSES = (MessageStatus.COMPLETE, MessageStatus.STOPPED)
-SENDABLE_ROLES = (MessageRole.USER, MessageRole.ASSISTANT)
+SENDABLE_STATUSES = (MessageStatus.COMPLETE.value, MessageStatus.STOPPED.value)
+SENDABLE_ROLES = (MessageRole.USER.value, MessageRole.ASSISTANT.value)
 
 
 @dataclass(frozen=True)
@@ -40,31 +45,45 @@ class Context:
     omitted: int  # earlier messages of the session not sent ("N earlier messages not sent")
 
 
-def _sendable(session: ChatSession, before_id: int | None) -> QuerySet[Message]:
-    messages = (
-        Message.objects.filter(
-            session=session, status__in=SENDABLE_STATUSES, role__in=SENDABLE_ROLES
-        )
-        # Empty text (an answer that failed before its first token) would only waste tokens.
-        .exclude(content="")
-        .order_by("-id")
-    )
-    if before_id is not None:
-        messages = messages.filter(id__lt=before_id)
-    return messages
+# One keyset batch of a chat's sendable rows below an id, newest first. Raw SQL, not
+# the ORM: this runs on every send, and compiling querysets cost more than the queries.
+# ``content`` comes back in its stored form; only the rows the window keeps are ever
+# decompressed. Empty text (an answer that failed before its first token) is left out.
+_BATCH_WHERE = (
+    "FROM chat_message WHERE session_id = %s AND status IN (%s, %s) AND role IN (%s, %s) "
+    "AND content <> %s AND id < %s ORDER BY id DESC LIMIT %s"
+)
+BATCH_WITH_TEXT_SQL = "SELECT id, token_count, role, content " + _BATCH_WHERE
+BATCH_COUNTS_SQL = "SELECT id, token_count " + _BATCH_WHERE
 
 
-def _newest_first(messages: QuerySet[Message]) -> Iterator[tuple[int, int]]:
-    """(id, token_count) newest first, in keyset batches fetched only when the last runs out."""
+def _newest_first(
+    session: ChatSession,
+    *,
+    before_id: int | None,
+    stored: dict[int, tuple[str, bytes | str]] | None,
+) -> Iterator[tuple[int, int]]:
+    """(id, token_count) newest first, in keyset batches fetched only when the last runs out.
+
+    With ``stored`` given, each row's (role, stored content) is put there as it is
+    read, so the window's text needs no second query.
+    """
+    sql = BATCH_COUNTS_SQL if stored is None else BATCH_WITH_TEXT_SQL
+    fixed = [session.pk, *SENDABLE_STATUSES, *SENDABLE_ROLES, connection.Database.Binary(EMPTY)]
+    upper = before_id if before_id is not None else NO_UPPER_BOUND
     limit = FIRST_BATCH
-    batch = messages
     while True:
-        rows = list(batch.values_list("id", "token_count")[:limit])
-        yield from rows
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*fixed, upper, limit])
+            rows = cursor.fetchall()
+        for row in rows:
+            if stored is not None:
+                stored[row[0]] = (row[2], row[3])
+            yield row[0], row[1]
         if len(rows) < limit:
             return
         # Keyed on the last id seen, not OFFSET: every batch is an index range scan.
-        batch = messages.filter(id__lt=rows[-1][0])
+        upper = rows[-1][0]
         limit = min(limit * 2, MAX_BATCH)
 
 
@@ -74,6 +93,7 @@ def build_context(
     *,
     before_id: int | None = None,
     with_content: bool = True,
+    pending: tuple[str, str, int] | None = None,
 ) -> Context:
     """Build what to send for ``session``'s next answer from ``model_config``.
 
@@ -82,6 +102,8 @@ def build_context(
     ``session.message_count`` must be current (it is denormalised by chat.services).
     ``with_content=False`` (the chat page's "N earlier messages not sent" line) skips
     loading and decoding the kept text: only the counts are wanted.
+    ``pending`` is a (role, text, token_count) message not saved yet, sent as the newest
+    (``chat.streaming.start_answer`` asks the upstream before the message is written).
     """
     messages: list[dict[str, str]] = []
     system_tokens = 0
@@ -94,23 +116,22 @@ def build_context(
         max_output_tokens=model_config.max_output_tokens,
         system_prompt_tokens=system_tokens,
     )
-    sendable = _sendable(session, before_id)
-    window = select_window(_newest_first(sendable), budget)
-
-    if window.kept_ids and with_content:
-        kept = set(window.kept_ids)
-        # One range query instead of `id IN (...)`: a large window can keep more ids
-        # than a database accepts as parameters. Rows in the range that were not chosen
-        # (a message that finished meanwhile) are dropped here.
-        rows = (
-            sendable.filter(id__gte=window.kept_ids[0], id__lte=window.kept_ids[-1])
-            .order_by("id")
-            .values_list("id", "role", "content")
-        )
-        messages += [{"role": role, "content": content} for pk, role, content in rows if pk in kept]
+    stored: dict[int, tuple[str, bytes | str]] | None = {} if with_content else None
+    rows = _newest_first(session, before_id=before_id, stored=stored)
+    if pending is not None:
+        role, text, tokens = pending
+        if stored is not None:
+            stored[PENDING_ID] = (role, text)  # unpack_text passes a str through
+        rows = itertools.chain([(PENDING_ID, tokens)], rows)
+    window = select_window(rows, budget)
+    if stored is not None:
+        messages += [
+            {"role": stored[pk][0], "content": unpack_text(stored[pk][1])} for pk in window.kept_ids
+        ]
 
     placeholder = 1 if before_id is not None else 0
-    omitted = max(session.message_count - len(window.kept_ids) - placeholder, 0)
+    saved = session.message_count + (1 if pending is not None else 0)
+    omitted = max(saved - len(window.kept_ids) - placeholder, 0)
     return Context(
         messages=messages, tokens=system_tokens + window.tokens + REPLY_PRIMING, omitted=omitted
     )

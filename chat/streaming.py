@@ -28,10 +28,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat.context import build_context
+from chat.context import Context, build_context
+from chat.helper_threads import run_in_helper_thread
 from chat.markdown import html_to_store, message_html
 from chat.models import ChatSession, Message, MessageRole, MessageStatus
-from chat.services import Turn
+from chat.services import PendingTurn, Turn, commit_turn
 from chat.tokens import count_message_tokens
 from models_registry.client import StreamDelta, StreamFinish, UpstreamClient, UpstreamError
 from models_registry.models import ApiKeyUnreadable, ModelConfig
@@ -87,40 +88,108 @@ class _Answer:
         return clean_text("".join(self.reasoning))
 
 
-class AnswerStream:
-    """Produces the answer for one placeholder message; iterate `events()` exactly once."""
+class UpstreamCall:
+    """One upstream request, read in a helper thread that does HTTP only, no database.
 
-    def __init__(self, turn: Turn) -> None:
+    Items go to ``items`` as ``("item", StreamDelta | StreamFinish)``, ``("error",
+    reason)`` and always a last ``("end", None)``. ``cancel()`` makes the reader drop the
+    stream at its next item (which closes the upstream connection).
+    """
+
+    def __init__(
+        self, client: UpstreamClient, *, model: str, messages: list[dict], max_tokens: int
+    ) -> None:
+        self.items: queue.Queue[tuple[str, object]] = queue.Queue()
+        self._cancelled = threading.Event()
+        self._args = (client, model, messages, max_tokens)
+        run_in_helper_thread(self._read)
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def _read(self) -> None:
+        client, model, messages, max_tokens = self._args
+        try:
+            for item in client.stream(model=model, messages=messages, max_tokens=max_tokens):
+                if self._cancelled.is_set():
+                    return
+                self.items.put(("item", item))
+        except UpstreamError as error:
+            self.items.put(("error", str(error.user_message)))
+        except Exception:  # a bug must still end the answer, with a reason, not hang it
+            logger.exception("reading an upstream stream failed")
+            self.items.put(("error", _("Parley hit an unexpected error while reading the answer.")))
+        finally:
+            self.items.put(("end", None))
+
+
+def upstream_client_or_error(model_config: ModelConfig) -> tuple[UpstreamClient | None, str]:
+    """The client for a chat's model, or why there is none (key unreadable, URL unsafe)."""
+    try:
+        return upstream_client_for(model_config), ""
+    except ApiKeyUnreadable as error:
+        return None, str(error)
+    except ValidationError as error:
+        return None, " ".join(error.messages)
+
+
+def start_answer(pending: PendingTurn) -> tuple[Turn, AnswerStream | None]:
+    """Ask the upstream first, then save the message while it thinks.
+
+    The upstream call starts before the transaction that saves the user's message and
+    the placeholder, so the database write (and its fsync) no longer delays the first
+    token. If the save is refused, the call is cancelled. A retried POST that lost a
+    race gets its existing Turn and no stream (the caller answers it as a retry).
+    """
+    session, model_config = pending.session, pending.model_config
+    context = build_context(
+        session, model_config, pending=(MessageRole.USER.value, pending.text, pending.tokens)
+    )
+    client, client_error = upstream_client_or_error(model_config)
+    call = None
+    if client is not None:
+        call = UpstreamCall(
+            client,
+            model=model_config.model,
+            messages=context.messages,
+            max_tokens=model_config.max_output_tokens,
+        )
+    try:
+        turn = commit_turn(pending)
+    except BaseException:
+        if call is not None:
+            call.cancel()
+        raise
+    if not turn.created:
+        if call is not None:
+            call.cancel()
+        return turn, None
+    return turn, AnswerStream(turn, context=context, call=call, client_error=client_error)
+
+
+class AnswerStream:
+    """Produces the answer for one placeholder message; iterate `events()` exactly once.
+
+    ``start_answer`` passes the context and the upstream call it already started;
+    otherwise (regenerate, edit, the no-JavaScript path) both are made here.
+    """
+
+    def __init__(
+        self,
+        turn: Turn,
+        *,
+        context: Context | None = None,
+        call: UpstreamCall | None = None,
+        client_error: str = "",
+    ) -> None:
         self.turn = turn
         self.session: ChatSession = turn.session
         self.placeholder: Message = turn.placeholder
-        self.answer = _Answer()
-        self._queue: queue.Queue[tuple[str, object]] = queue.Queue()
-        self._cancel = threading.Event()
+        self.answer = _Answer(error=client_error)
+        self._context = context
+        self._call = call
         self._save_tried = False  # the final save happens once, even when it fails
         self._stored_html = ""
-
-    # -- the upstream side (helper thread: HTTP only, no database) ---------------------
-
-    def _pump(
-        self, client: UpstreamClient, model_id: str, messages: list[dict], limit: int
-    ) -> None:
-        try:
-            for item in client.stream(model=model_id, messages=messages, max_tokens=limit):
-                if self._cancel.is_set():
-                    return
-                self._queue.put(("item", item))
-        except UpstreamError as error:
-            self._queue.put(("error", str(error.user_message)))
-        except Exception:  # a bug must still end the answer, with a reason, not hang it
-            logger.exception("upstream stream for message %s failed", self.placeholder.pk)
-            self._queue.put(
-                ("error", _("Parley hit an unexpected error while reading the answer."))
-            )
-        finally:
-            self._queue.put(("end", None))
-
-    # -- the request side ---------------------------------------------------------------
 
     def events(self) -> Iterator[bytes]:
         answer = self.answer
@@ -130,21 +199,18 @@ class AnswerStream:
                 answer.error = _("This chat's model was removed.")
                 yield self._finish()
                 return
-            context = build_context(self.session, model_config, before_id=self.placeholder.pk)
-            client = self._client(model_config)
-            if client is not None:
-                # Under way before `start` is sent: the upstream's wait overlaps that write.
-                threading.Thread(
-                    target=self._pump,
-                    args=(
+            context = self._context
+            if context is None:
+                context = build_context(self.session, model_config, before_id=self.placeholder.pk)
+                client, answer.error = upstream_client_or_error(model_config)
+                if client is not None:
+                    # Under way before `start` is sent: the upstream's wait overlaps it.
+                    self._call = UpstreamCall(
                         client,
-                        model_config.model,
-                        context.messages,
-                        model_config.max_output_tokens,
-                    ),
-                    name=f"upstream-{self.placeholder.pk}",
-                    daemon=True,
-                ).start()
+                        model=model_config.model,
+                        messages=context.messages,
+                        max_tokens=model_config.max_output_tokens,
+                    )
             yield sse_event(
                 "start",
                 {
@@ -155,46 +221,39 @@ class AnswerStream:
                     "title": self.session.title,
                 },
             )
-            if client is None:
+            if self._call is None:
                 yield self._finish()
                 return
-            yield from self._relay()
+            yield from self._relay(self._call)
             yield self._finish()
         except GeneratorExit:
             # The browser went away (tab closed, network lost): keep what we have.
             answer.status = MessageStatus.STOPPED
             raise
         finally:
-            self._cancel.set()
+            if self._call is not None:
+                self._call.cancel()
             if not self._save_tried:
                 self._save_final()
 
     def _finish(self) -> bytes:
         """Save the answer, then the final event: `done` (or `error`) means it is stored,
         so the browser may send the next message (or reload) the moment it arrives."""
-        self._cancel.set()
+        if self._call is not None:
+            self._call.cancel()
         self._save_final()
         return sse_event(
             "error" if self.answer.status == MessageStatus.ERROR else "done",
             self._final_payload(),
         )
 
-    def _client(self, model_config: ModelConfig) -> UpstreamClient | None:
-        try:
-            return upstream_client_for(model_config)
-        except ApiKeyUnreadable as error:
-            self.answer.error = str(error)
-        except ValidationError as error:
-            self.answer.error = " ".join(error.messages)
-        return None
-
-    def _relay(self) -> Iterator[bytes]:
+    def _relay(self, call: UpstreamCall) -> Iterator[bytes]:
         answer = self.answer
         now = time.monotonic()
         last_write = last_event = last_stop_check = now
         while True:
             try:
-                kind, payload = self._queue.get(timeout=STOP_CHECK_SECONDS)
+                kind, payload = call.items.get(timeout=STOP_CHECK_SECONDS)
             except queue.Empty:
                 kind, payload = "idle", None
             now = time.monotonic()

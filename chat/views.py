@@ -28,7 +28,13 @@ from chat.context import build_context
 from chat.markdown import message_html
 from chat.models import ChatSession, MessageStatus
 from chat.services import ChatRejected, Turn
-from chat.streaming import AnswerStream, replay_events, run_to_completion, sweep_stale_streams
+from chat.streaming import (
+    AnswerStream,
+    replay_events,
+    run_to_completion,
+    start_answer,
+    sweep_stale_streams,
+)
 from config.services import get_system_setting
 
 
@@ -88,12 +94,9 @@ class NewChatView(LoginRequiredMixin, SidebarMixin, TemplateView):
             session = chat_of_retried_post(
                 request.user, request.POST.get("client_id")
             ) or services.chat_create(user=request.user, model_config=model_config)
-            turn = services.begin_turn(
-                session=session, text=text, client_id=request.POST.get("client_id")
-            )
+            return send_message(request, session, text)
         except ChatRejected as rejection:
             return self.rejected(request, rejection)
-        return answer_response(request, turn)
 
     def rejected(self, request: HttpRequest, rejection: ChatRejected) -> HttpResponse:
         if wants_stream(request):
@@ -109,6 +112,22 @@ def chat_of_retried_post(user: Any, client_id: str | None) -> ChatSession | None
     except ValueError:
         return None
     return selectors.sessions_for(user).filter(messages__client_id=parsed).first()
+
+
+def send_message(request: HttpRequest, session: ChatSession, text: str) -> HttpResponse:
+    """Check, save and answer a new message; raises ChatRejected with the reason.
+
+    Streamed answers go through ``start_answer``, which asks the upstream before saving.
+    """
+    outcome = services.prepare_turn(
+        session=session, text=text, client_id=request.POST.get("client_id")
+    )
+    if isinstance(outcome, Turn):  # a retried POST: answer with what it started
+        return answer_response(request, outcome)
+    if not wants_stream(request):
+        return answer_response(request, services.commit_turn(outcome))
+    turn, stream = start_answer(outcome)
+    return event_stream(stream.events()) if stream else answer_response(request, turn)
 
 
 def answer_response(request: HttpRequest, turn: Turn) -> HttpResponse:
@@ -192,12 +211,9 @@ class SendView(ChatActionView):
         text = request.POST.get("content", "")
         try:
             services.check_rate_limit(request.user)
-            turn = services.begin_turn(
-                session=session, text=text, client_id=request.POST.get("client_id")
-            )
+            return send_message(request, session, text)
         except ChatRejected as rejection:
             return self.rejected(rejection, draft=text)
-        return answer_response(request, turn)
 
 
 class RegenerateView(ChatActionView):

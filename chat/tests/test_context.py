@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chat.context import FIRST_BATCH, build_context
+from chat.fields import unpack_text
 from chat.models import ChatSession, Message, MessageStatus
 from chat.tokens import REPLY_PRIMING, count_message_tokens
 from chat.window import SAFETY_MARGIN
@@ -200,8 +201,8 @@ def test_a_window_spanning_several_batches_keeps_every_message_in_order(
     specs = conversation(n)
     add_messages(chat, specs)
     model = make_model(context_window=100_000)
-    # 3 batch reads of (id, token_count) + 1 content read.
-    with django_assert_num_queries(4):
+    # 3 keyset batches; the text comes with them, no separate content read.
+    with django_assert_num_queries(3):
         context = build_context(chat, model)
     assert [m["content"] for m in context.messages] == [text for _, text in specs]
     assert context.omitted == 0
@@ -213,16 +214,15 @@ def test_query_count_does_not_grow_with_the_history(chat, history, django_assert
     add_messages(chat, specs)
     model = window_for(sum(count_message_tokens(role, text) for role, text in specs[-10:]))
 
-    # One (id, token_count) batch + one content read, for 10 messages or 10,000.
-    with django_assert_num_queries(2) as captured:
+    # One keyset batch (ids, counts and stored text together), for 10 messages or 10,000.
+    with django_assert_num_queries(1) as captured:
         context = build_context(chat, model)
 
     assert [m["content"] for m in context.messages] == [text for _, text in specs[-10:]]
     assert context.omitted == history - 10
-    window_sql, content_sql = (q["sql"] for q in captured.captured_queries)
-    # Walking the window never loads message text; only the kept rows are read in full.
-    assert '"content"' not in window_sql.split(" FROM ")[0]
-    assert '"content"' in content_sql.split(" FROM ")[0]
+    (batch_sql,) = (q["sql"] for q in captured.captured_queries)
+    # A bounded batch, never the whole chat.
+    assert f"LIMIT {FIRST_BATCH}" in batch_sql
 
 
 @pytest.mark.django_db
@@ -251,3 +251,19 @@ def test_counts_only_skip_the_text_but_agree_on_the_numbers(bob, django_assert_n
         counts = build_context(session, model, with_content=False)
     assert (counts.tokens, counts.omitted) == (full.tokens, full.omitted)
     assert counts.messages == []
+
+
+def test_only_the_kept_messages_are_decompressed(chat, monkeypatch):
+    specs = conversation(FIRST_BATCH)  # the whole batch is read, ten messages are kept
+    add_messages(chat, specs)
+    model = window_for(sum(count_message_tokens(role, text) for role, text in specs[-10:]))
+    decoded: list[object] = []
+
+    def counting_unpack(stored):
+        decoded.append(stored)
+        return unpack_text(stored)
+
+    monkeypatch.setattr("chat.context.unpack_text", counting_unpack)
+    context = build_context(chat, model)
+    assert len(context.messages) == 10
+    assert len(decoded) == 10

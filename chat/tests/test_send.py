@@ -384,3 +384,94 @@ def test_a_final_answer_is_rendered_once_and_the_page_reuses_it(bob_client, chat
     monkeypatch.setattr("chat.markdown.render_markdown_cached", no_rendering)
     page = bob_client.get(f"/chats/{chat.pk}/").content.decode()
     assert "<strong>bold</strong>" in page
+
+
+@pytest.mark.django_db
+def test_a_message_sent_while_an_answer_streams_is_refused_and_nothing_is_saved(bob_client, chat):
+    Message.objects.create(session=chat, role="user", content="first", token_count=5)
+    Message.objects.create(session=chat, role="assistant", status=MessageStatus.STREAMING)
+    ChatSession.objects.filter(pk=chat.pk).update(message_count=2, title="Kept")
+
+    response = stream_post(bob_client, f"/chats/{chat.pk}/send/", content="second")
+
+    assert response.status_code == 409
+    assert "still being written" in response.json()["error"]
+    chat.refresh_from_db()
+    assert (chat.message_count, chat.title) == (2, "Kept")
+    assert list(chat.messages.values_list("content", flat=True)) == ["first", ""]
+
+
+@pytest.mark.django_db
+def test_the_upstream_is_asked_before_the_message_is_saved(bob_client, chat, mock_llm, monkeypatch):
+    from chat import streaming
+
+    real_commit = streaming.commit_turn
+    asked_before_save: list[bool] = []
+
+    def asked() -> bool:
+        return any(r.path.endswith("/chat/completions") for r in mock_llm.requests)
+
+    def commit_after_the_upstream_is_asked(pending):
+        for _ in range(500):
+            if asked():
+                break
+            threading.Event().wait(0.01)
+        asked_before_save.append(asked() and not Message.objects.filter(session=chat).exists())
+        return real_commit(pending)
+
+    monkeypatch.setattr(streaming, "commit_turn", commit_after_the_upstream_is_asked)
+    events = parse_events(
+        stream_post(bob_client, f"/chats/{chat.pk}/send/", content="hi").streaming_content
+    )
+    assert asked_before_save == [True]
+    assert [name for name, _ in events][-1] == "done"
+    assert list(chat.messages.values_list("role", "status")) == [
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_refused_save_cancels_the_upstream_call_and_keeps_nothing(bob_client, chat, monkeypatch):
+    from chat import streaming
+    from chat.services import ChatRejected
+
+    cancelled: list[bool] = []
+    real_cancel = streaming.UpstreamCall.cancel
+
+    def recording_cancel(call):
+        cancelled.append(True)
+        real_cancel(call)
+
+    def refused(pending):
+        raise ChatRejected("An answer is still being written.", status=409)
+
+    monkeypatch.setattr(streaming.UpstreamCall, "cancel", recording_cancel)
+    monkeypatch.setattr(streaming, "commit_turn", refused)
+    response = stream_post(bob_client, f"/chats/{chat.pk}/send/", content="hi")
+    assert response.status_code == 409
+    assert cancelled == [True]
+    assert not chat.messages.exists()
+
+
+@pytest.mark.django_db
+def test_the_context_sent_before_the_save_is_the_one_the_saved_turn_gives(chat):
+    from chat.context import build_context
+    from chat.services import commit_turn, prepare_turn
+
+    history = [("user", "q" * 400), ("assistant", "a" * 400)] * 6
+    for role, text in history:
+        Message.objects.create(session=chat, role=role, content=text, token_count=60)
+    ChatSession.objects.filter(pk=chat.pk).update(message_count=len(history))
+    chat.refresh_from_db()
+    model = chat.model_config
+    model.context_window, model.max_output_tokens = 500, 100  # keeps only the newest few
+    pending = prepare_turn(session=chat, text="the new question", client_id=None)
+
+    before = build_context(chat, model, pending=("user", pending.text, pending.tokens))
+    turn = commit_turn(pending)
+    after = build_context(chat, model, before_id=turn.placeholder.pk)
+
+    assert before == after
+    assert before.messages[-1] == {"role": "user", "content": "the new question"}
+    assert 0 < before.omitted < len(history)
