@@ -20,6 +20,7 @@ class SystemModelAdmin(admin.ModelAdmin):
     form = ModelConfigForm
     list_display = (
         "name",
+        "api_id",
         "model",
         "api_url",
         "key_mask",
@@ -28,7 +29,7 @@ class SystemModelAdmin(admin.ModelAdmin):
         "updated_at",
     )
     list_filter = ("is_active",)
-    search_fields = ("name", "model", "api_url")
+    search_fields = ("name", "api_id", "model", "api_url")
     actions = ["test_connection", "delete_selected_models"]
 
     @admin.display(description=_("API key"))

@@ -33,6 +33,7 @@ class ModelConfigForm(forms.ModelForm):
             "api_url",
             "api_key",
             "model",
+            "api_id",
             "context_window",
             "max_output_tokens",
             "system_prompt",
@@ -47,6 +48,18 @@ class ModelConfigForm(forms.ModelForm):
             self.fields["api_key"].help_text = _("Stored: %(mask)s. Leave blank to keep it.") % {
                 "mask": self.instance.api_key_mask
             }
+
+    def clean_api_id(self) -> str:
+        # Blank keeps the id the model has (a new one gets its id from the name on save):
+        # tools that name the model by it must not break because a form left it empty.
+        return self.cleaned_data.get("api_id") or self.instance.api_id
+
+    @property
+    def changed_data(self) -> list[str]:
+        changed = super().changed_data
+        if "api_id" in changed and self.cleaned_data.get("api_id") == self.initial.get("api_id"):
+            changed = [name for name in changed if name != "api_id"]
+        return changed
 
     @property
     def new_api_key(self) -> str | None:

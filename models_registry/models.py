@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
@@ -26,6 +28,13 @@ def mask_api_key(api_key: str) -> str:
         return "…" + api_key[-2:]
     prefix = api_key[:3] if api_key[2:3] == "-" else api_key[:2]
     return f"{prefix}…{api_key[-API_KEY_MASK_TAIL:]}"
+
+
+PERSONAL_ID_PREFIX = "personal/"
+API_ID_VALIDATOR = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+    _("Use letters, digits, dots, colons, dashes and underscores; start with a letter or digit."),
+)
 
 
 class ApiKeyUnreadable(Exception):
@@ -74,6 +83,15 @@ class ModelConfig(models.Model):
     model = models.CharField(
         _("upstream model id"), max_length=200, help_text=_("e.g. gpt-4o-mini, deepseek-chat")
     )
+    # The id API clients name this model by (/v1/models). Set once, from the name, and
+    # never changed by a rename, so scripts and tools keep working.
+    api_id = models.CharField(
+        _("API model id"),
+        max_length=100,
+        blank=True,
+        validators=[API_ID_VALIDATOR],
+        help_text=_("The model id for Parley's API (/v1). Leave empty to derive it from the name."),
+    )
     context_window = models.PositiveIntegerField(_("context window (tokens)"), default=8192)
     max_output_tokens = models.PositiveIntegerField(_("max output tokens"), default=1024)
     system_prompt = models.TextField(_("system prompt"), blank=True, default="")
@@ -101,6 +119,19 @@ class ModelConfig(models.Model):
                 name="models_registry_system_name_unique",
                 violation_error_message=_("A system model with this name already exists."),
             ),
+            models.UniqueConstraint(
+                "owner",
+                Lower("api_id"),
+                condition=Q(owner__isnull=False),
+                name="models_registry_personal_api_id_unique",
+                violation_error_message=_("You already have a model with this API model id."),
+            ),
+            models.UniqueConstraint(
+                Lower("api_id"),
+                condition=Q(owner__isnull=True),
+                name="models_registry_system_api_id_unique",
+                violation_error_message=_("A system model with this API model id already exists."),
+            ),
             models.CheckConstraint(
                 condition=Q(context_window__gte=1), name="models_registry_context_window_positive"
             ),
@@ -126,9 +157,21 @@ class ModelConfig(models.Model):
         # Never the key, not even masked: reprs end up in logs and tracebacks.
         return f"<ModelConfig {self.pk}: {self.name!r} owner={self.owner_id}>"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.api_id:
+            self.api_id = unique_api_id(self)
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "api_id"}
+        super().save(*args, **kwargs)
+
     @property
     def is_system(self) -> bool:
         return self.owner_id is None
+
+    @property
+    def public_id(self) -> str:
+        """The id API clients use: personal models live under "personal/"."""
+        return self.api_id if self.is_system else f"{PERSONAL_ID_PREFIX}{self.api_id}"
 
     @property
     def api_key_mask(self) -> str:
@@ -163,3 +206,20 @@ class ModelConfig(models.Model):
         except ApiKeyUnreadable:
             return KeyStatus.UNREADABLE
         return KeyStatus.OK
+
+
+def api_id_from(text: str) -> str:
+    """A readable id from a name: lower case, letters, digits, ".", "_", "-" (else "-")."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+    return slug[:80]
+
+
+def unique_api_id(model_config: ModelConfig) -> str:
+    """From the name (else the upstream id), with "-2", "-3"... if taken in its scope."""
+    base = api_id_from(model_config.name) or api_id_from(model_config.model) or "model"
+    taken = ModelConfig.objects.filter(owner_id=model_config.owner_id).exclude(pk=model_config.pk)
+    candidate, n = base, 1
+    while taken.filter(api_id__iexact=candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate

@@ -84,3 +84,36 @@ def test_repr_and_str_never_show_the_key():
     model.set_api_key("sk-verysecretvalue0000")
     assert "verysecret" not in repr(model)
     assert "verysecret" not in str(model)
+
+
+@pytest.mark.django_db
+def test_the_api_id_comes_from_the_name_and_is_unique_in_its_scope(bob, carol):
+    first = system_model(name="GPT-4o (OpenAI)", model="gpt-4o")
+    second = system_model(name="GPT 4o   OpenAI!", model="gpt-4o")
+    chinese = system_model(name="通义千问", model="qwen2.5:7b")
+    bobs = system_model(name="GPT-4o (OpenAI)", owner=bob)
+    carols = system_model(name="GPT-4o (OpenAI)", owner=carol)
+    assert [m.api_id for m in (first, second, chinese)] == [
+        "gpt-4o-openai",
+        "gpt-4o-openai-2",
+        "qwen2.5-7b",  # no ASCII in the name: from the upstream id
+    ]
+    # Personal models have their own scope, shown under "personal/".
+    assert (bobs.api_id, carols.api_id) == ("gpt-4o-openai", "gpt-4o-openai")
+    assert (first.public_id, bobs.public_id) == ("gpt-4o-openai", "personal/gpt-4o-openai")
+
+
+@pytest.mark.django_db
+def test_renaming_a_model_keeps_its_api_id():
+    model = system_model(name="DeepSeek Chat", model="deepseek-chat")
+    model.name = "DeepSeek V4"
+    model.save()
+    model.refresh_from_db()
+    assert model.api_id == "deepseek-chat"
+
+
+@pytest.mark.django_db
+def test_api_ids_are_unique_ignoring_case_in_the_database():
+    system_model(name="One", api_id="Team-Model")
+    with pytest.raises(IntegrityError):
+        system_model(name="Two", api_id="team-model")

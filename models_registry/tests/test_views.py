@@ -273,3 +273,17 @@ def test_a_model_whose_key_cannot_be_read_says_so_and_the_page_still_works(
     response = bob_client.post(f"/models/{mock_model.pk}/test/", follow=True)
     assert "Re-enter the API key" in response.content.decode()
     assert bob_client.get("/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_user_chooses_the_api_id_of_a_personal_model_and_bad_ones_are_explained(bob_client, bob):
+    bad = bob_client.post("/models/add/", form_data(api_id="my model!"))
+    assert bad.status_code == 200
+    assert "start with a letter or digit" in bad.content.decode()
+    assert not ModelConfig.objects.exists()
+
+    bob_client.post("/models/add/", form_data(api_id="ds-chat"))
+    assert ModelConfig.objects.get(owner=bob).public_id == "personal/ds-chat"
+    again = bob_client.post("/models/add/", form_data(name="Another", api_id="DS-CHAT"))
+    assert "You already have a model with this API model id." in again.content.decode()
+    assert ModelConfig.objects.count() == 1
