@@ -113,3 +113,13 @@ class ApiTokenForm(forms.Form):
     def expires_at(self) -> datetime | None:
         days = self.cleaned_data.get("expires_in_days")
         return timezone.now() + timedelta(days=days) if days else None
+
+
+class ApiChatsForm(forms.Form):
+    """The account page's one setting: whether the /v1 gateway keeps API conversations.
+
+    A plain form (a ModelForm would change request.user before the service runs); the
+    label and help text are the model field's.
+    """
+
+    store_api_chats = User._meta.get_field("store_api_chats").formfield()

@@ -1,5 +1,5 @@
-"""Accounts: the User (role is the source of truth), personal API tokens and the append-only
-audit log."""
+"""Accounts: the User (role is the source of truth), personal API tokens, token usage and the
+append-only audit log."""
 
 from __future__ import annotations
 
@@ -37,6 +37,14 @@ class User(AbstractUser):
         _("approved"),
         default=True,
         help_text=_("Unapproved accounts can log in only to a 'waiting for approval' page."),
+    )
+    store_api_chats = models.BooleanField(
+        _("Keep API conversations"),
+        default=False,
+        help_text=_(
+            "Save conversations made through the API as chats you can open here. Off: "
+            "Parley forwards them and keeps only the token counts."
+        ),
     )
 
     objects = ParleyUserManager()
@@ -141,6 +149,63 @@ class ApiToken(models.Model):
         if self.is_expired:
             return TokenStatus.EXPIRED
         return TokenStatus.ACTIVE
+
+
+class UsageSource(models.TextChoices):
+    CHAT = "chat", _("Chat pages")
+    API = "api", _("API")
+
+
+class TokenUsage(models.Model):
+    """Tokens one user spent on one model in one day through one way in; see accounts.usage.
+
+    One row per (user, model, day, source), incremented in place by `record_usage`, so the
+    table grows with days x models, never with the number of requests.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="token_usage",
+    )
+    model_config = models.ForeignKey(
+        "models_registry.ModelConfig",
+        verbose_name=_("model"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # The model's name when it was used: the row still names it after the model is deleted.
+    model_name = models.CharField(_("model name"), max_length=100)
+    day = models.DateField(_("day"))
+    source = models.CharField(_("source"), max_length=8, choices=UsageSource.choices)
+    requests = models.PositiveIntegerField(_("requests"), default=0)
+    prompt_tokens = models.PositiveBigIntegerField(_("prompt tokens"), default=0)
+    completion_tokens = models.PositiveBigIntegerField(_("completion tokens"), default=0)
+
+    class Meta:
+        verbose_name = _("token usage")
+        verbose_name_plural = _("token usage")
+        constraints = [
+            # The conflict target of record_usage's upsert: keep the two in step.
+            models.UniqueConstraint(
+                fields=["user", "model_config", "day", "source"],
+                name="accounts_tokenusage_one_row_per_day",
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=UsageSource.values),
+                name="accounts_tokenusage_source_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["day"], name="accounts_tokenusage_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model_name} {self.source}: {self.total_tokens}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
 
 class AuditAction(models.TextChoices):

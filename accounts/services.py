@@ -199,3 +199,11 @@ def get_single_user() -> User:
         user.role, user.approved, user.is_active = Role.ADMIN, True, True
         user.save(update_fields=["role", "approved", "is_active"])
     return user
+
+
+def user_set_store_api_chats(*, user: User, enabled: bool) -> None:
+    """The user's own choice whether the /v1 gateway saves their API conversations as chats."""
+    if user.store_api_chats == enabled:
+        return
+    user.store_api_chats = enabled
+    user.save(update_fields=["store_api_chats"])

@@ -18,9 +18,10 @@ from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
-from accounts import api_tokens, services
-from accounts.forms import ApiTokenForm, LoginForm, SignupForm
+from accounts import api_tokens, services, usage
+from accounts.forms import ApiChatsForm, ApiTokenForm, LoginForm, SignupForm
 from accounts.models import ApiToken
+from config.services import get_system_setting
 
 
 class SignupView(FormView):
@@ -106,6 +107,36 @@ class PendingApprovalView(LoginRequiredMixin, TemplateView):
         if request.user.approved:
             return HttpResponseRedirect(reverse_lazy("chat:home"))
         return super().get(request, *args, **kwargs)
+
+
+class AccountView(LoginRequiredMixin, FormView):
+    """`/accounts/`: who you are, your token usage, and whether API chats are kept.
+
+    Only the requesting user's own usage is read (`usage.usage_for_user`).
+    """
+
+    template_name = "accounts/account.html"
+    form_class = ApiChatsForm
+
+    def get_initial(self) -> dict[str, Any]:
+        return {"store_api_chats": self.request.user.store_api_chats}
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["usage"] = usage.usage_for_user(self.request.user)
+        context["quota"] = get_system_setting().daily_token_quota
+        return context
+
+    def form_valid(self, form: ApiChatsForm) -> HttpResponse:
+        enabled = form.cleaned_data["store_api_chats"]
+        services.user_set_store_api_chats(user=self.request.user, enabled=enabled)
+        if enabled:
+            messages.success(self.request, _("Conversations made through the API will be kept."))
+        else:
+            messages.success(
+                self.request, _("Conversations made through the API will not be kept.")
+            )
+        return redirect("accounts:account")
 
 
 class ApiTokenScopedMixin(LoginRequiredMixin):

@@ -82,8 +82,8 @@ def chats(conn: sqlite3.Connection, messages: int) -> None:
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO accounts_user (password, is_superuser, username, first_name, last_name, "
-        "email, is_staff, is_active, date_joined, role, approved) "
-        "VALUES ('!', 0, ?, '', '', ?, 0, 1, ?, 'user', 1)",
+        "email, is_staff, is_active, date_joined, role, approved, store_api_chats) "
+        "VALUES ('!', 0, ?, '', '', ?, 0, 1, ?, 'user', 1, 0)",
         [(f"user{n}", f"user{n}@example.com", stamp) for n in range(USERS)],
     )
     first_user = conn.execute("SELECT min(id) FROM accounts_user WHERE username = 'user0'")

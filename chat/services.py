@@ -23,6 +23,7 @@ from django.utils.translation import ngettext
 
 from accounts.audit import audit_record
 from accounts.models import AuditAction
+from accounts.usage import QuotaExceeded, check_token_quota
 from chat.models import ChatSession, Message, MessageRole, MessageStatus
 from chat.tokens import count_message_tokens
 from chat.window import context_budget
@@ -95,10 +96,18 @@ def chat_exported(*, session: ChatSession, actor: User, fmt: str, request: HttpR
 
 
 def check_rate_limit(user: User) -> None:
-    """Messages per minute per user, counted in the shared cache (so across processes)."""
+    """Messages per minute per user, counted in the shared cache (so across processes), then
+    the daily token quota; every send path (new chat, send, regenerate, edit) calls this."""
     limit = get_system_setting().messages_per_minute
-    if not limit:
-        return
+    if limit:
+        _check_messages_per_minute(user, limit)
+    try:
+        check_token_quota(user)
+    except QuotaExceeded as exceeded:
+        raise ChatRejected(str(exceeded), status=429) from None
+
+
+def _check_messages_per_minute(user: User, limit: int) -> None:
     window = int(time.time() // 60)
     key = f"chat-rate:{user.pk}:{window}"
     cache.add(key, 0, timeout=90)

@@ -24,10 +24,12 @@ from datetime import timedelta
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import UsageSource
+from accounts.usage import record_usage
 from chat.context import Context, build_context
 from chat.helper_threads import run_in_helper_thread
 from chat.markdown import html_to_store, message_html
@@ -202,6 +204,7 @@ class AnswerStream:
             context = self._context
             if context is None:
                 context = build_context(self.session, model_config, before_id=self.placeholder.pk)
+                self._context = context  # its token count is the usage fallback
                 client, answer.error = upstream_client_or_error(model_config)
                 if client is not None:
                     # Under way before `start` is sent: the upstream's wait overlaps it.
@@ -304,6 +307,7 @@ class AnswerStream:
         now = timezone.now()
         try:
             self._stored_html = html_to_store(text)
+            token_count = count_message_tokens(MessageRole.ASSISTANT, text)
             with transaction.atomic():
                 Message.objects.filter(pk=self.placeholder.pk).update(
                     content=text,
@@ -314,10 +318,11 @@ class AnswerStream:
                     finish_reason=answer.finish_reason,
                     prompt_tokens=answer.prompt_tokens,
                     completion_tokens=answer.completion_tokens,
-                    token_count=count_message_tokens(MessageRole.ASSISTANT, text),
+                    token_count=token_count,
                     updated_at=now,
                 )
                 ChatSession.objects.filter(pk=self.session.pk).update(updated_at=now)
+                self._record_usage(counted_completion_tokens=token_count)
         except Exception:
             logger.exception(
                 "could not save the answer %s (status %s, %d characters)",
@@ -327,6 +332,38 @@ class AnswerStream:
             )
             raise
         cache.delete(_stop_key(self.placeholder.pk))
+
+    def _record_usage(self, *, counted_completion_tokens: int) -> None:
+        """Count this answer's tokens for the user (accounts.usage), once, with the answer.
+
+        Only when an upstream call was made and it produced something: its reported usage
+        or some text (answer or reasoning). What the upstream did not report is counted
+        here: the context sent for the prompt, the answer text for the completion. A failed
+        write is logged and rolled back to its savepoint; it never costs the user the answer.
+        """
+        answer, model_config = self.answer, self.session.model_config
+        if self._call is None or model_config is None:
+            return
+        reported = answer.prompt_tokens is not None or answer.completion_tokens is not None
+        if not reported and not any(answer.content) and not any(answer.reasoning):
+            return
+        prompt = answer.prompt_tokens
+        if prompt is None:
+            prompt = self._context.tokens if self._context is not None else 0
+        completion = answer.completion_tokens
+        if completion is None:
+            completion = counted_completion_tokens
+        try:
+            with transaction.atomic():
+                record_usage(
+                    user=self.session.user,
+                    model_config=model_config,
+                    source=UsageSource.CHAT,
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                )
+        except DatabaseError:
+            logger.exception("could not record the token usage of answer %s", self.placeholder.pk)
 
     def _final_payload(self) -> dict[str, object]:
         answer = self.answer

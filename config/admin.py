@@ -27,7 +27,10 @@ class SystemSettingAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Limits", {"fields": ("max_message_chars", "messages_per_minute")}),
+        (
+            "Limits",
+            {"fields": ("max_message_chars", "messages_per_minute", "daily_token_quota")},
+        ),
         (
             "Storage and retention",
             {

@@ -40,7 +40,7 @@ class ParleyAdminSite(admin.AdminSite):
         ]
 
     def status_view(self, request: HttpRequest) -> HttpResponse:
-        """System status: database, disk, backups, slow queries, messages per day."""
+        """System status: database, disk, backups, slow queries, messages per day, token usage."""
         from config.status import status_context
 
         context = {**self.each_context(request), "title": _("System status"), **status_context()}

@@ -57,6 +57,14 @@ class SystemSetting(models.Model):
     messages_per_minute = models.PositiveIntegerField(
         _("messages per minute per user"), default=20, help_text=_("0 means no limit.")
     )
+    daily_token_quota = models.PositiveIntegerField(
+        _("Daily token quota per user"),
+        default=0,
+        help_text=_(
+            "Prompt and completion tokens each user may use per day; 0 means no limit. "
+            "The chat pages and the API both count."
+        ),
+    )
     compression_threshold_bytes = models.PositiveIntegerField(
         _("compress messages longer than (bytes)"), default=1024
     )

@@ -139,6 +139,9 @@ CACHES = {
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="parley"),
     }
 }
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.filebased.FileBasedCache":
+    # The same files, culled expired-first (config/cache.py): Stop flags and lock-outs stay.
+    CACHES["default"]["BACKEND"] = "config.cache.ParleyFileCache"
 
 # --- Accounts -----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

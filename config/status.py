@@ -1,4 +1,4 @@
-"""The admin's System status page: sizes, counts, backups, slow queries, activity."""
+"""The admin's System status page: sizes, counts, backups, slow queries, activity, usage."""
 
 from __future__ import annotations
 
@@ -123,6 +123,7 @@ def activity_chart(
 
 
 def status_context() -> dict[str, Any]:
+    from accounts.usage import usage_report
     from config.backups import latest_backups
 
     report = check_health(alert=True)
@@ -136,4 +137,5 @@ def status_context() -> dict[str, Any]:
         "slow_queries": recent_slow_queries(),
         "slow_query_ms": settings.PARLEY_SLOW_QUERY_MS,
         "chart": activity_chart(messages_per_day()),
+        "token_usage": usage_report(),
     }

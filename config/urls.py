@@ -8,5 +8,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("healthz", HealthView.as_view(), name="healthz"),
     path("models/", include("models_registry.urls")),
+    path("v1/", include("chat.api_urls")),
     path("", include("chat.urls")),
 ]
