@@ -404,3 +404,36 @@ def test_the_chat_works_without_javascript(site, console):
     expect(page.get_by_role("button", name="Stop")).to_have_count(0)
     context.close()
     console.assert_none()
+
+
+def test_a_token_made_in_the_browser_works_with_the_sdk_and_shows_up_as_usage(page, site):
+    import openai
+
+    page.goto("/accounts/tokens/")
+    page.get_by_label("Name").fill("browser laptop")
+    page.get_by_role("button", name="Create token").click()
+    token_field = page.get_by_label("New API token")
+    expect(token_field).to_have_value(re.compile(r"^prly_"))
+    expect(page.get_by_role("button", name="Copy")).to_be_visible()  # the script showed it
+    raw = token_field.input_value()
+
+    client = openai.OpenAI(base_url=site.url("/v1"), api_key=raw, max_retries=0)
+    model = next(m.id for m in client.models.list() if m.id == "personal/mock")
+    reply = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Hello from a laptop"}]
+    )
+    assert "Hello" in reply.choices[0].message.content
+
+    page.goto("/accounts/tokens/")
+    expect(page.get_by_label("New API token")).to_have_count(0)  # shown once only
+    page.goto("/accounts/")
+    usage = page.get_by_role("table", name=re.compile("Your usage"))
+    expect(usage).to_contain_text("Mock")
+    expect(usage).to_contain_text("API")
+    expect(usage).to_contain_text(f"{reply.usage.total_tokens:,}")
+
+    page.goto("/accounts/tokens/")
+    page.get_by_role("button", name="Revoke browser laptop").click()
+    expect(page.get_by_text("Revoked").first).to_be_visible()
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
