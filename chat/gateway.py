@@ -15,6 +15,7 @@ status codes, so the official SDKs raise their usual exceptions.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils.translation import gettext as _
 
 from accounts.api_tokens import authenticate_api_token
@@ -39,6 +40,8 @@ from models_registry.upstream_types import ErrorKind
 
 if TYPE_CHECKING:
     from accounts.models import User
+
+logger = logging.getLogger(__name__)
 
 INVALID_REQUEST = "invalid_request_error"
 API_ERROR = "api_error"
@@ -152,6 +155,8 @@ def find_model(user: User, public_id: object) -> ModelConfig:
     if not isinstance(public_id, str) or not public_id.strip():
         raise ApiError(400, _("Name a model: 'model' is required."), param="model")
     wanted = public_id.strip()
+    if "\x00" in wanted:  # no id has one, and PostgreSQL refuses it in a query
+        raise _model_not_found(wanted)
     models = ModelConfig.objects.visible_to(user).active()
     if wanted.startswith(PERSONAL_ID_PREFIX):
         found = models.filter(owner=user, api_id__iexact=wanted.removeprefix(PERSONAL_ID_PREFIX))
@@ -159,14 +164,18 @@ def find_model(user: User, public_id: object) -> ModelConfig:
         found = models.filter(owner__isnull=True, api_id__iexact=wanted)
     model_config = found.first()
     if model_config is None:
-        raise ApiError(
-            404,
-            _("The model '%(model)s' does not exist or you do not have access to it.")
-            % {"model": wanted[:100]},
-            param="model",
-            code="model_not_found",
-        )
+        raise _model_not_found(wanted)
     return model_config
+
+
+def _model_not_found(wanted: str) -> ApiError:
+    return ApiError(
+        404,
+        _("The model '%(model)s' does not exist or you do not have access to it.")
+        % {"model": wanted[:100].replace("\x00", "")},
+        param="model",
+        code="model_not_found",
+    )
 
 
 # -- the request --------------------------------------------------------------------------
@@ -558,16 +567,21 @@ def finish(
 ) -> dict[str, int]:
     """Record the usage (and keep the conversation if its owner asked); returns the usage."""
     usage = answer.usage(request)
-    with transaction.atomic():
-        record_usage(
-            user=user,
-            model_config=request.model_config,
-            source="api",
-            prompt_tokens=usage["prompt_tokens"],
-            completion_tokens=usage["completion_tokens"],
-        )
-        if store and user.store_api_chats:
-            _store_conversation(user, request, answer, usage)
+    record_usage(
+        user=user,
+        model_config=request.model_config,
+        source="api",
+        prompt_tokens=usage["prompt_tokens"],
+        completion_tokens=usage["completion_tokens"],
+    )
+    if store and user.store_api_chats:
+        # Its own transaction: a conversation that cannot be kept never costs the caller
+        # the answer, nor the usage already counted.
+        try:
+            with transaction.atomic():
+                _store_conversation(user, request, answer, usage)
+        except DatabaseError:
+            logger.exception("could not keep an API conversation of user %s", user.pk)
     return usage
 
 

@@ -45,10 +45,14 @@ class ChatRejected(Exception):
         self.status = status
 
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def make_title(text: str) -> str:
     """A title from the first message: whitespace collapsed, at most 60 characters, cut at a
     word boundary when there is one, never empty."""
-    collapsed = re.sub(r"\s+", " ", text).strip()
+    # Control characters (a NUL, say) would make a title PostgreSQL cannot store.
+    collapsed = re.sub(r"\s+", " ", CONTROL_CHARACTERS.sub(" ", text)).strip()
     if not collapsed:
         return _("New chat")
     if len(collapsed) <= TITLE_MAX_CHARS:

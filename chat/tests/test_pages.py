@@ -51,6 +51,7 @@ def make_chat(
             "Please explain the difference between processes and…",
         ),
         ("短标题", "短标题"),
+        ("a\x00b\x1bc", "a b c"),  # control characters: PostgreSQL refuses a NUL in text
     ],
 )
 def test_titles_from_the_first_message(text, title):
