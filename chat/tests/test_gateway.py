@@ -349,3 +349,41 @@ def test_the_daily_token_quota_refuses_with_a_clear_429(api, bob, team_model):
     error = error_of(response)
     assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
     assert "10" in error["message"]
+
+
+@pytest.mark.django_db
+def test_usage_totals_equal_what_the_upstream_reported_across_pages_and_api(
+    api, bob, bob_client, team_model
+):
+    from django.db.models import Sum
+
+    chat = ChatSession.objects.create(user=bob, model_config=team_model)
+    page = bob_client.post(
+        f"/chats/{chat.pk}/send/", {"content": "From the page"}, HTTP_ACCEPT="text/event-stream"
+    )
+    done = [
+        json.loads(block.split("data: ", 1)[1])
+        for block in b"".join(page.streaming_content).decode().split("\n\n")
+        if block.startswith("event: done")
+    ]
+    reported = [done[0]["usage"]]
+    reported.append(api("chat/completions", ask("From a script")).json()["usage"])
+    streamed = sse_payloads(
+        api(
+            "chat/completions", ask("Streamed", stream=True, stream_options={"include_usage": True})
+        )
+    )
+    reported.append(streamed[-2]["usage"])
+
+    totals = TokenUsage.objects.filter(user=bob).aggregate(
+        prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), requests=Sum("requests")
+    )
+    assert totals == {
+        "prompt": sum(u["prompt_tokens"] for u in reported),
+        "completion": sum(u["completion_tokens"] for u in reported),
+        "requests": 3,
+    }
+    assert set(TokenUsage.objects.filter(user=bob).values_list("source", flat=True)) == {
+        "chat",
+        "api",
+    }
