@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db.models import F, Q, QuerySet
+from django.utils.safestring import SafeString
 
+from chat import search
 from chat.models import ChatSession, Message
 from models_registry.models import ModelConfig
 
@@ -97,3 +100,35 @@ def message_page(session: ChatSession, *, before: int | None = None) -> MessageP
     page = page[:MESSAGE_PAGE_SIZE]
     page.reverse()
     return MessagePage(page, page[0].pk if more and page else None)
+
+
+@dataclass(frozen=True)
+class TitleHit:
+    session: ChatSession
+    title_html: SafeString
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """What `/chats/?q=` shows: chats whose title matches and messages whose text does."""
+
+    query: str
+    titles: list[TitleHit]  # on the first page only (no `before`)
+    messages: search.MessageMatches
+
+
+def search_page(user: User, query: str, *, before: int | None = None) -> SearchPage:
+    """The user's chats and messages matching ``query`` (see chat/search.py)."""
+    query = search.clean_query(query)
+    titles: list[TitleHit] = []
+    if query and before is None:
+        pattern = re.compile(re.escape(query), re.IGNORECASE)
+        sessions = (
+            sessions_for(user)
+            .filter(title__icontains=query)
+            .order_by("-updated_at", "-id")
+            .only("id", "title", "updated_at", "user_id")[: search.RESULT_LIMIT]
+        )
+        titles = [TitleHit(s, search.highlight(s.title, pattern)) for s in sessions]
+    matches = search.find_messages(user.pk, query, before=before, page_size=MESSAGE_PAGE_SIZE)
+    return SearchPage(query, titles, matches)
