@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.test import Client
+from django.utils import translation
 
 from accounts.models import Role, User
 from models_registry.mock_llm import MockLLMServer, make_server
@@ -20,6 +22,13 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request in another language leaves it active in the thread: start each test afresh."""
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 def _make_user(username: str, role: str = Role.USER, **extra) -> User:

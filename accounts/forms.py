@@ -74,7 +74,7 @@ class SignupForm(UserCreationForm):
     """Username, optional e-mail, password1/password2: Django's standard field names."""
 
     email = forms.EmailField(
-        label=_("E-mail (optional)"),
+        label=gettext_lazy("E-mail (optional)"),
         required=False,
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
@@ -123,3 +123,31 @@ class ApiChatsForm(forms.Form):
     """
 
     store_api_chats = User._meta.get_field("store_api_chats").formfield()
+
+
+class ThemeForm(forms.Form):
+    """The account page's "Appearance" setting; label, choices and help are the model's."""
+
+    theme = User._meta.get_field("theme").formfield()
+
+
+class PreferencesForm(forms.ModelForm):
+    """The Preferences page: language, theme, default model, Enter-to-send, system prompt.
+
+    The default model can be any model the user may chat with (system or their own);
+    the field's queryset is narrowed to those in ``__init__``.
+    """
+
+    class Meta:
+        model = User
+        fields = ["language", "theme", "default_model", "enter_to_send", "system_prompt"]
+        widgets = {"system_prompt": forms.Textarea(attrs={"rows": 4})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from chat.selectors import models_for_user
+
+        allowed = [m.pk for m in models_for_user(self.instance)]
+        field = self.fields["default_model"]
+        field.queryset = field.queryset.filter(pk__in=allowed).order_by("owner_id", "name")
+        field.empty_label = _("The administrator's default")

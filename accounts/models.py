@@ -11,11 +11,20 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Role(models.TextChoices):
     ADMIN = "admin", _("Admin")
     USER = "user", _("User")
+
+
+class Theme(models.TextChoices):
+    """The page colours a user chose; "system" follows the device (prefers-color-scheme)."""
+
+    SYSTEM = "system", pgettext_lazy("theme", "System")
+    LIGHT = "light", _("Light")
+    DARK = "dark", _("Dark")
 
 
 class ParleyUserManager(UserManager):
@@ -46,6 +55,42 @@ class User(AbstractUser):
             "Parley forwards them and keeps only the token counts."
         ),
     )
+    theme = models.CharField(
+        _("Theme"),
+        max_length=8,
+        choices=Theme.choices,
+        default=Theme.SYSTEM,
+        help_text=_("System follows your device's light or dark setting."),
+    )
+    # Preferences (the Preferences page). An empty language follows the browser.
+    language = models.CharField(
+        _("Language"),
+        max_length=16,
+        blank=True,
+        default="",
+        choices=[("", _("Browser's language")), *settings.LANGUAGES],
+    )
+    default_model = models.ForeignKey(
+        "models_registry.ModelConfig",
+        verbose_name=_("Default model"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_("Chosen for you when you start a new chat."),
+    )
+    enter_to_send = models.BooleanField(
+        _("Enter sends the message"),
+        default=True,
+        help_text=_("Off: Enter starts a new line and Ctrl+Enter (⌘+Enter) sends."),
+    )
+    system_prompt = models.TextField(
+        _("Your system prompt"),
+        blank=True,
+        default="",
+        max_length=4000,
+        help_text=_("Sent before the model's own system prompt in chats you start from now on."),
+    )
 
     objects = ParleyUserManager()
 
@@ -63,6 +108,13 @@ class User(AbstractUser):
                     | Q(role=Role.USER, is_staff=False, is_superuser=False)
                 ),
                 name="accounts_user_flags_follow_role",
+            ),
+            models.CheckConstraint(
+                condition=Q(theme__in=Theme.values), name="accounts_user_theme_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(language__in=["", *(code for code, _name in settings.LANGUAGES)]),
+                name="accounts_user_language_valid",
             ),
         ]
 

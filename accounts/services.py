@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
 from accounts.audit import audit_record
-from accounts.models import AuditAction, Role, User
+from accounts.models import AuditAction, Role, Theme, User
 from config.models import SignupMode
 from config.services import get_system_setting, lock_system_setting
 
@@ -207,3 +207,24 @@ def user_set_store_api_chats(*, user: User, enabled: bool) -> None:
         return
     user.store_api_chats = enabled
     user.save(update_fields=["store_api_chats"])
+
+
+def user_set_theme(*, user: User, theme: str) -> None:
+    """The user's colour theme for every page: system (follows the device), light or dark."""
+    if theme not in Theme.values:
+        raise ValidationError(_("Unknown theme."), code="invalid_theme")
+    if user.theme == theme:
+        return
+    user.theme = theme
+    user.save(update_fields=["theme"])
+
+
+PREFERENCE_FIELDS = ("language", "theme", "default_model", "enter_to_send", "system_prompt")
+
+
+def user_save_preferences(*, user: User, changed: list[str]) -> None:
+    """Save the Preferences page's fields that changed (only those: other writers of the
+    user row, such as the last-login stamp, are never overwritten)."""
+    fields = [name for name in changed if name in PREFERENCE_FIELDS]
+    if fields:
+        user.save(update_fields=fields)

@@ -14,12 +14,20 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
 from accounts import api_tokens, services, usage
-from accounts.forms import ApiChatsForm, ApiTokenForm, LoginForm, SignupForm
+from accounts.forms import (
+    ApiChatsForm,
+    ApiTokenForm,
+    LoginForm,
+    PreferencesForm,
+    SignupForm,
+    ThemeForm,
+)
 from accounts.models import ApiToken
 from config.services import get_system_setting
 
@@ -109,23 +117,38 @@ class PendingApprovalView(LoginRequiredMixin, TemplateView):
         return super().get(request, *args, **kwargs)
 
 
-class AccountView(LoginRequiredMixin, FormView):
-    """`/accounts/`: who you are, your token usage, and whether API chats are kept.
+class AccountPageMixin(LoginRequiredMixin):
+    """`/accounts/`: who you are, your token usage, the theme and whether API chats are kept.
 
-    Only the requesting user's own usage is read (`usage.usage_for_user`).
+    Each of the page's forms posts to its own view; the view that received the POST
+    passes its bound form as `form`, the other form shows the saved value. Only the
+    requesting user's own usage is read (`usage.usage_for_user`).
     """
 
     template_name = "accounts/account.html"
-    form_class = ApiChatsForm
-
-    def get_initial(self) -> dict[str, Any]:
-        return {"store_api_chats": self.request.user.store_api_chats}
+    form_context_name: str
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        context["usage"] = usage.usage_for_user(self.request.user)
+        user = self.request.user
+        context[self.form_context_name] = context["form"]
+        context.setdefault(
+            "api_chats_form", ApiChatsForm(initial={"store_api_chats": user.store_api_chats})
+        )
+        context.setdefault("theme_form", ThemeForm(initial={"theme": user.theme}))
+        context["usage"] = usage.usage_for_user(user)
         context["quota"] = get_system_setting().daily_token_quota
         return context
+
+
+class AccountView(AccountPageMixin, FormView):
+    """The page itself, and the "Keep API conversations" form."""
+
+    form_class = ApiChatsForm
+    form_context_name = "api_chats_form"
+
+    def get_initial(self) -> dict[str, Any]:
+        return {"store_api_chats": self.request.user.store_api_chats}
 
     def form_valid(self, form: ApiChatsForm) -> HttpResponse:
         enabled = form.cleaned_data["store_api_chats"]
@@ -137,6 +160,53 @@ class AccountView(LoginRequiredMixin, FormView):
                 self.request, _("Conversations made through the API will not be kept.")
             )
         return redirect("accounts:account")
+
+
+class ThemeView(AccountPageMixin, FormView):
+    """POST `/accounts/theme/`: the "Appearance" form; back to the account page (PRG)."""
+
+    http_method_names = ["post", "options"]
+    form_class = ThemeForm
+    form_context_name = "theme_form"
+
+    def form_valid(self, form: ThemeForm) -> HttpResponse:
+        services.user_set_theme(user=self.request.user, theme=form.cleaned_data["theme"])
+        messages.success(self.request, _("Your theme is saved."))
+        return redirect("accounts:account")
+
+    def form_invalid(self, form: ThemeForm) -> HttpResponse:
+        response = super().form_invalid(form)
+        response.status_code = 400
+        return response
+
+
+class PreferencesView(LoginRequiredMixin, FormView):
+    """`/accounts/preferences/`: language, theme, default model, Enter-to-send, system prompt."""
+
+    template_name = "accounts/preferences.html"
+    form_class = PreferencesForm
+
+    def get_form_kwargs(self) -> dict[str, Any]:
+        return {**super().get_form_kwargs(), "instance": self.request.user}
+
+    def form_valid(self, form: PreferencesForm) -> HttpResponse:
+        services.user_save_preferences(user=form.save(commit=False), changed=form.changed_data)
+        response = redirect("accounts:preferences")
+        language = form.cleaned_data["language"]
+        if "language" in form.changed_data:
+            # The cookie too, so the choice also holds on the log-in page after log-out.
+            if language:
+                response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax")
+                translation.activate(language)  # the confirmation below in the new language
+            else:
+                response.delete_cookie(settings.LANGUAGE_COOKIE_NAME)
+        messages.success(self.request, _("Your preferences are saved."))
+        return response
+
+    def form_invalid(self, form: PreferencesForm) -> HttpResponse:
+        response = super().form_invalid(form)
+        response.status_code = 400
+        return response
 
 
 class ApiTokenScopedMixin(LoginRequiredMixin):

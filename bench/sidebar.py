@@ -32,8 +32,8 @@ DEPTHS = (0, 1_000, 10_000, 50_000)
 SMOKE = (300, 2, 100, (0, 30, 200))
 
 INSERT_SQL = (
-    "INSERT INTO chat_chatsession (user_id, title, message_count, created_at, updated_at) "
-    "VALUES (%s, %s, %s, %s, %s)"
+    "INSERT INTO chat_chatsession (user_id, title, system_prompt, message_count, created_at, "
+    "updated_at) VALUES (%s, %s, '', %s, %s, %s)"
 )
 
 

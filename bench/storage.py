@@ -82,15 +82,16 @@ def chats(conn: sqlite3.Connection, messages: int) -> None:
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO accounts_user (password, is_superuser, username, first_name, last_name, "
-        "email, is_staff, is_active, date_joined, role, approved, store_api_chats) "
-        "VALUES ('!', 0, ?, '', '', ?, 0, 1, ?, 'user', 1, 0)",
+        "email, is_staff, is_active, date_joined, role, approved, store_api_chats, theme, "
+        "language, enter_to_send, system_prompt) "
+        "VALUES ('!', 0, ?, '', '', ?, 0, 1, ?, 'user', 1, 0, 'system', '', 1, '')",
         [(f"user{n}", f"user{n}@example.com", stamp) for n in range(USERS)],
     )
     first_user = conn.execute("SELECT min(id) FROM accounts_user WHERE username = 'user0'")
     first = first_user.fetchone()[0]
     conn.executemany(
-        "INSERT INTO chat_chatsession (user_id, title, message_count, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO chat_chatsession (user_id, title, system_prompt, message_count, "
+        "created_at, updated_at) VALUES (?, ?, '', ?, ?, ?)",
         [
             (first + n % USERS, f"Chat {n}", PER_CHAT, stamp, stamp)
             for n in range(-(-messages // PER_CHAT))

@@ -1,4 +1,4 @@
-"""The /v1 views: thin, JSON in and out, OpenAI's shapes (see chat.gateway)."""
+"""The /v1 views: thin, JSON in and out, OpenAI's shapes (see chat.gateway), in English."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils import translation
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views import View
@@ -13,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from chat import gateway
 from chat.gateway import ApiError
+from config.i18n import API_LANGUAGE
 
 
 def error_response(error: ApiError) -> JsonResponse:
@@ -27,20 +29,24 @@ class ApiView(View):
     """Bearer-token views: no cookies, no CSRF; every failure is an OpenAI error object."""
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            if request.method.lower() not in self.http_method_names or not hasattr(
-                self, request.method.lower()
-            ):
-                raise ApiError(
-                    405,
-                    _("%(method)s is not allowed here.") % {"method": request.method},
-                    code="method_not_allowed",
-                )
-            self.api_user = gateway.authenticate(request.headers.get("Authorization", ""))
-            response = super().dispatch(request, *args, **kwargs)
-        except ApiError as error:
-            response = error_response(error)
+        # English whatever Accept-Language says (LocaleMiddleware would follow it); a
+        # streamed answer keeps English too (gateway.open_stream).
+        with translation.override(API_LANGUAGE):
+            try:
+                if request.method.lower() not in self.http_method_names or not hasattr(
+                    self, request.method.lower()
+                ):
+                    raise ApiError(
+                        405,
+                        _("%(method)s is not allowed here.") % {"method": request.method},
+                        code="method_not_allowed",
+                    )
+                self.api_user = gateway.authenticate(request.headers.get("Authorization", ""))
+                response = super().dispatch(request, *args, **kwargs)
+            except ApiError as error:
+                response = error_response(error)
         response["Cache-Control"] = "no-store"
+        response["Content-Language"] = API_LANGUAGE
         return response
 
 
@@ -82,10 +88,13 @@ class ChatCompletionsView(ApiView):
 @method_decorator(csrf_exempt, name="dispatch")
 class ApiNotFoundView(View):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return error_response(
-            ApiError(
-                404,
-                _("There is no %(path)s in Parley's API.") % {"path": request.path[:200]},
-                code="unknown_url",
+        with translation.override(API_LANGUAGE):
+            response = error_response(
+                ApiError(
+                    404,
+                    _("There is no %(path)s in Parley's API.") % {"path": request.path[:200]},
+                    code="unknown_url",
+                )
             )
-        )
+        response["Content-Language"] = API_LANGUAGE
+        return response

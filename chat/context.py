@@ -38,6 +38,11 @@ SENDABLE_STATUSES = (MessageStatus.COMPLETE.value, MessageStatus.STOPPED.value)
 SENDABLE_ROLES = (MessageRole.USER.value, MessageRole.ASSISTANT.value)
 
 
+def system_prompt_for(own_prompt: str, model_config: ModelConfig) -> str:
+    """The system message: the user's own prompt (kept with the chat), then the model's."""
+    return "\n\n".join(p for p in (own_prompt.strip(), model_config.system_prompt) if p)
+
+
 @dataclass(frozen=True)
 class Context:
     messages: list[dict[str, str]]  # OpenAI shape: optional system first, then user/assistant
@@ -107,9 +112,10 @@ def build_context(
     """
     messages: list[dict[str, str]] = []
     system_tokens = 0
-    if model_config.system_prompt:
-        system_tokens = count_message_tokens(MessageRole.SYSTEM, model_config.system_prompt)
-        messages.append({"role": MessageRole.SYSTEM.value, "content": model_config.system_prompt})
+    system_prompt = system_prompt_for(session.system_prompt, model_config)
+    if system_prompt:
+        system_tokens = count_message_tokens(MessageRole.SYSTEM, system_prompt)
+        messages.append({"role": MessageRole.SYSTEM.value, "content": system_prompt})
 
     budget = context_budget(
         context_window=model_config.context_window,

@@ -9,7 +9,8 @@ it is forwarded as sent (trimmed to the model's window only when the request ask
 on "Keep API conversations". Usage is counted per user and model either way.
 
 Errors use OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, and
-status codes, so the official SDKs raise their usual exceptions.
+status codes, so the official SDKs raise their usual exceptions. Their messages are
+always English (``config.i18n.API_LANGUAGE``), whatever the caller's Accept-Language.
 """
 
 from __future__ import annotations
@@ -22,17 +23,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from accounts.api_tokens import authenticate_api_token
 from accounts.usage import QuotaExceeded, check_token_quota, record_usage
+from chat import search
 from chat.models import ChatSession, Message, MessageRole, MessageStatus
 from chat.services import ChatRejected, check_rate_limit, make_title
 from chat.streaming import clean_text
 from chat.tokens import REPLY_PRIMING, count_message_tokens
 from chat.window import context_budget, select_window
+from config.i18n import API_LANGUAGE, in_language
 from models_registry.client import StreamDelta, StreamFinish, UpstreamClient, UpstreamError
 from models_registry.models import PERSONAL_ID_PREFIX, ApiKeyUnreadable, ModelConfig
 from models_registry.services import upstream_client_for
@@ -494,7 +499,8 @@ def open_stream(user: User, request: CompletionRequest) -> Iterator[bytes]:
         raise upstream_api_error(error) from None
     except StopIteration:
         first = StreamFinish(None, None)
-    return _chunks(user, request, items, first)
+    # Iterated after the view returns: its error events must stay English too.
+    return in_language(_chunks(user, request, items, first), API_LANGUAGE)
 
 
 def _chunks(
@@ -594,7 +600,7 @@ def _store_conversation(
     session = ChatSession.objects.create(
         user=user,
         model_config=request.model_config,
-        title=make_title(first_question) or _("API conversation"),
+        title=_kept_chat_title(user, first_question),
         message_count=len(kept) + 1,
     )
     rows = [
@@ -621,6 +627,13 @@ def _store_conversation(
         )
     )
     Message.objects.bulk_create(rows)
+    search.index_messages((m.pk, session.pk, user.pk, m.content) for m in rows)
+
+
+def _kept_chat_title(user: User, first_question: str) -> str:
+    """The kept chat's title; a made-up one in its owner's language (the API is English)."""
+    with translation.override(user.language or settings.LANGUAGE_CODE):
+        return make_title(first_question) or _("API conversation")
 
 
 def completion_id() -> str:

@@ -29,6 +29,9 @@ class ChatSession(models.Model):
         related_name="chat_sessions",
     )
     title = models.CharField(_("title"), max_length=200, blank=True, default="")
+    # The owner's own system prompt when the chat was started (Preferences), sent before the
+    # model's: a later change of the preference applies to new chats only.
+    system_prompt = models.TextField(_("your system prompt"), blank=True, default="")
     # Kept in step by chat.services in the same transactions that add or remove messages,
     # so "N earlier messages not sent" needs no COUNT over a long history.
     message_count = models.PositiveIntegerField(_("messages"), default=0)

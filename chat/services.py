@@ -24,6 +24,8 @@ from django.utils.translation import ngettext
 from accounts.audit import audit_record
 from accounts.models import AuditAction
 from accounts.usage import QuotaExceeded, check_token_quota
+from chat import search
+from chat.context import system_prompt_for
 from chat.models import ChatSession, Message, MessageRole, MessageStatus
 from chat.tokens import count_message_tokens
 from chat.window import context_budget
@@ -65,7 +67,10 @@ def make_title(text: str) -> str:
 
 
 def chat_create(*, user: User, model_config: ModelConfig) -> ChatSession:
-    return ChatSession.objects.create(user=user, model_config=model_config)
+    """A new chat; the user's own system prompt (Preferences) is kept with it."""
+    return ChatSession.objects.create(
+        user=user, model_config=model_config, system_prompt=user.system_prompt
+    )
 
 
 def chat_rename(*, session: ChatSession, title: str) -> ChatSession:
@@ -87,6 +92,7 @@ def chat_delete(*, session: ChatSession, actor: User, request: HttpRequest | Non
             detail={"messages": session.message_count},
         )
         session.delete()
+        search.purge_deleted()  # its messages left search with the delete; now their words
 
 
 def chat_exported(*, session: ChatSession, actor: User, fmt: str, request: HttpRequest) -> None:
@@ -141,8 +147,9 @@ def usable_model(model_config: ModelConfig | None) -> ModelConfig:
     return model_config
 
 
-def validate_message(text: str, model_config: ModelConfig) -> int:
-    """Check length and fit; returns the message's token count."""
+def validate_message(text: str, model_config: ModelConfig, *, own_prompt: str = "") -> int:
+    """Check length and fit (``own_prompt``: the chat's user system prompt); returns the
+    message's token count."""
     if not text.strip():
         raise ChatRejected(_("Write a message first."))
     limit = get_system_setting().max_message_chars
@@ -152,13 +159,12 @@ def validate_message(text: str, model_config: ModelConfig) -> int:
             % {"length": len(text), "limit": limit}
         )
     tokens = count_message_tokens(MessageRole.USER, text)
+    system_prompt = system_prompt_for(own_prompt, model_config)
     budget = context_budget(
         context_window=model_config.context_window,
         max_output_tokens=model_config.max_output_tokens,
         system_prompt_tokens=(
-            count_message_tokens(MessageRole.SYSTEM, model_config.system_prompt)
-            if model_config.system_prompt
-            else 0
+            count_message_tokens(MessageRole.SYSTEM, system_prompt) if system_prompt else 0
         ),
     )
     if tokens > budget:
@@ -288,7 +294,7 @@ def prepare_turn(
     parsed_id = _parse_client_id(client_id)
     if parsed_id is not None and (existing := _existing_turn(session, parsed_id)):
         return existing
-    tokens = validate_message(text, model_config)
+    tokens = validate_message(text, model_config, own_prompt=session.system_prompt)
     _ensure_no_stream_running(session)
     return PendingTurn(session, model_config, text, tokens, parsed_id)
 
@@ -326,6 +332,7 @@ def commit_turn(pending: PendingTurn) -> Turn:
             # RETURNING does not promise row order; insertion order (one statement, under
             # the write lock) does: the user's message has the lower id.
             user_message.pk, placeholder.pk = sorted((user_message.pk, placeholder.pk))
+            search.index_messages([(user_message.pk, session.pk, session.user_id, pending.text)])
     except IntegrityError:
         # Two copies of one POST raced: the other one won; answer with its turn.
         if pending.client_id is not None and (
@@ -360,6 +367,7 @@ def begin_regenerate(*, session: ChatSession, client_id: str | None = None) -> T
         removed = 0
         if last[0].role == MessageRole.ASSISTANT:
             last[0].delete()
+            search.purge_deleted()
             removed = 1
         placeholder = Message.objects.create(
             session=session,
@@ -377,7 +385,7 @@ def begin_edit(*, session: ChatSession, text: str, client_id: str | None = None)
     parsed_id = _parse_client_id(client_id)
     if parsed_id is not None and (existing := _existing_turn(session, parsed_id)):
         return existing
-    tokens = validate_message(text, model_config)
+    tokens = validate_message(text, model_config, own_prompt=session.system_prompt)
     with transaction.atomic():
         _ensure_no_stream_running(session)
         last_user = (
@@ -393,6 +401,8 @@ def begin_edit(*, session: ChatSession, text: str, client_id: str | None = None)
             token_count=tokens,
             client_id=parsed_id,
         )
+        search.purge_deleted()
+        search.index_messages([(user_message.pk, session.pk, session.user_id, text)])
         placeholder = Message.objects.create(
             session=session, role=MessageRole.ASSISTANT, status=MessageStatus.STREAMING
         )

@@ -25,17 +25,20 @@ from datetime import timedelta
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.models import UsageSource
 from accounts.usage import record_usage
+from chat import search
 from chat.context import Context, build_context
 from chat.helper_threads import run_in_helper_thread
 from chat.markdown import html_to_store, message_html
 from chat.models import ChatSession, Message, MessageRole, MessageStatus
 from chat.services import PendingTurn, Turn, commit_turn
 from chat.tokens import count_message_tokens
+from config.i18n import in_language
 from models_registry.client import StreamDelta, StreamFinish, UpstreamClient, UpstreamError
 from models_registry.models import ApiKeyUnreadable, ModelConfig
 from models_registry.services import upstream_client_for
@@ -48,6 +51,7 @@ STALE_AFTER_SECONDS = 60.0  # a streaming row untouched this long belonged to a 
 PING_SECONDS = 15.0
 STOP_CHECK_SECONDS = 0.25
 STOP_FLAG_TTL = 600
+UNEXPECTED_ERROR = gettext_lazy("Parley hit an unexpected error while reading the answer.")
 
 
 def _stop_key(message_id: int) -> str:
@@ -117,10 +121,11 @@ class UpstreamCall:
                     return
                 self.items.put(("item", item))
         except UpstreamError as error:
-            self.items.put(("error", str(error.user_message)))
+            # Lazy: this helper thread has no language; the request thread translates it.
+            self.items.put(("error", error.user_message))
         except Exception:  # a bug must still end the answer, with a reason, not hang it
             logger.exception("reading an upstream stream failed")
-            self.items.put(("error", _("Parley hit an unexpected error while reading the answer.")))
+            self.items.put(("error", UNEXPECTED_ERROR))
         finally:
             self.items.put(("end", None))
 
@@ -192,8 +197,14 @@ class AnswerStream:
         self._call = call
         self._save_tried = False  # the final save happens once, even when it fails
         self._stored_html = ""
+        # The language of the request that asked: the events are written in it, whichever
+        # thread iterates them and whatever that thread's language is meanwhile.
+        self.language = translation.get_language()
 
     def events(self) -> Iterator[bytes]:
+        return in_language(self._events(), self.language)
+
+    def _events(self) -> Iterator[bytes]:
         answer = self.answer
         try:
             model_config = self.session.model_config
@@ -221,6 +232,7 @@ class AnswerStream:
                     "session_id": self.session.pk,
                     "context_tokens": context.tokens,
                     "omitted": context.omitted,
+                    "context_text": context_text(context.omitted, context.tokens),
                     "title": self.session.title,
                 },
             )
@@ -309,7 +321,7 @@ class AnswerStream:
             self._stored_html = html_to_store(text)
             token_count = count_message_tokens(MessageRole.ASSISTANT, text)
             with transaction.atomic():
-                Message.objects.filter(pk=self.placeholder.pk).update(
+                saved = Message.objects.filter(pk=self.placeholder.pk).update(
                     content=text,
                     rendered_html=self._stored_html,
                     reasoning=answer.reasoning_text,
@@ -321,6 +333,10 @@ class AnswerStream:
                     token_count=token_count,
                     updated_at=now,
                 )
+                if saved:  # (a chat deleted meanwhile has nothing to index)
+                    search.index_messages(
+                        [(self.placeholder.pk, self.session.pk, self.session.user_id, text)]
+                    )
                 ChatSession.objects.filter(pk=self.session.pk).update(updated_at=now)
                 self._record_usage(counted_completion_tokens=token_count)
         except Exception:
@@ -381,6 +397,15 @@ class AnswerStream:
         return payload
 
 
+def context_text(omitted: int, tokens: int) -> str:
+    """The line under the messages; the chat page's template says the same."""
+    return ngettext(
+        "%(counter)s earlier message not sent · %(tokens)s tokens in context",
+        "%(counter)s earlier messages not sent · %(tokens)s tokens in context",
+        omitted,
+    ) % {"counter": omitted, "tokens": tokens}
+
+
 def replay_events(message: Message) -> Iterator[bytes]:
     """A retried request for a turn that already finished: the stored answer, at once."""
     status = "error" if message.status == MessageStatus.ERROR else "done"
@@ -411,8 +436,13 @@ def sweep_stale_streams(
     )
     if session is not None:
         stale = stale.filter(session=session)
-    return stale.update(
+    swept = stale.update(
         status=MessageStatus.INTERRUPTED,
         error=_("The server stopped while writing this answer."),
         updated_at=now,
     )
+    if swept:  # their text is final now: searchable
+        marked = Message.objects.filter(status=MessageStatus.INTERRUPTED, updated_at=now)
+        with transaction.atomic():
+            search.index_stored(marked.filter(session=session) if session else marked)
+    return swept

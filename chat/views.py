@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import TemplateView
 
-from chat import selectors, services
+from chat import search, selectors, services
 from chat.context import build_context
 from chat.markdown import message_html
 from chat.models import ChatSession, MessageStatus
@@ -55,7 +55,7 @@ class UserChatMixin(LoginRequiredMixin):
 class SidebarMixin:
     def sidebar_context(self) -> dict[str, Any]:
         request = self.request
-        query = request.GET.get("q", "").strip()
+        query = search.clean_query(request.GET.get("q", ""))
         page = selectors.sidebar_page(
             request.user, cursor=request.GET.get("cursor", ""), query=query
         )
@@ -70,7 +70,11 @@ class NewChatView(LoginRequiredMixin, SidebarMixin, TemplateView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         available = selectors.models_for_user(self.request.user)
-        default = get_system_setting().default_model_id
+        usable = {m.pk for m in available}
+        # The user's own default (Preferences) when it is still usable, else the admin's.
+        default = self.request.user.default_model_id
+        if default not in usable:
+            default = get_system_setting().default_model_id
         context.update(self.sidebar_context())
         context["available_models"] = available
         context["selected_model_id"] = int(self.request.POST.get("model") or 0) or (
@@ -90,7 +94,7 @@ class NewChatView(LoginRequiredMixin, SidebarMixin, TemplateView):
             model_config = models_by_id.get(model_id)
             if model_config is None:
                 raise ChatRejected(_("Choose a model for this chat."))
-            services.validate_message(text, model_config)
+            services.validate_message(text, model_config, own_prompt=request.user.system_prompt)
             session = chat_of_retried_post(
                 request.user, request.POST.get("client_id")
             ) or services.chat_create(user=request.user, model_config=model_config)
@@ -157,6 +161,11 @@ def event_stream(events: Any) -> StreamingHttpResponse:
     return response
 
 
+def message_cursor(value: str | None) -> int | None:
+    """A message id from a URL (`?before=`); None when absent or not ASCII digits."""
+    return int(value) if value and value.isascii() and value.isdigit() else None
+
+
 class ChatDetailView(UserChatMixin, SidebarMixin, TemplateView):
     template_name = "chat/detail.html"
 
@@ -164,17 +173,15 @@ class ChatDetailView(UserChatMixin, SidebarMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         session = self.get_session()
         sweep_stale_streams(session=session)
-        before = self.request.GET.get("before")
-        page = selectors.message_page(
-            session, before=int(before) if before and before.isdigit() else None
-        )
+        before = message_cursor(self.request.GET.get("before"))
+        page = selectors.message_page(session, before=before)
         for message in page.messages:
             message.html = (
                 message_html(message.content, message.rendered_html)
                 if message.role == "assistant"
                 else ""
             )
-        newest_page = before is None or not before.isdigit()
+        newest_page = before is None
         last = page.messages[-1] if page.messages and newest_page else None
         context.update(self.sidebar_context())
         context.update(
@@ -323,9 +330,18 @@ class ExportView(UserChatMixin, View):
 
 
 class ChatListView(LoginRequiredMixin, SidebarMixin, TemplateView):
-    """`/chats/`: the full list with search and "Load more" (the sidebar without a chat)."""
+    """`/chats/`: the full list with "Load more"; with `q`, search results for titles and
+    message text (`before`: older message matches)."""
 
     template_name = "chat/list.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        return {**super().get_context_data(**kwargs), **self.sidebar_context()}
+        context = {**super().get_context_data(**kwargs), **self.sidebar_context()}
+        if context["search_query"]:
+            context["search"] = selectors.search_page(
+                self.request.user,
+                context["search_query"],
+                before=message_cursor(self.request.GET.get("before")),
+            )
+            context.update(max_candidates=search.MAX_CANDIDATES, result_limit=search.RESULT_LIMIT)
+        return context

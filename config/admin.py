@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from config.models import SINGLETON_PK, SystemSetting
 from config.services import get_system_setting, system_setting_update
@@ -18,7 +19,7 @@ class SystemSettingAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("site_name", "signup_mode", "default_model")}),
         (
-            "Models",
+            _("Models"),
             {
                 "fields": (
                     "allow_personal_models",
@@ -28,11 +29,11 @@ class SystemSettingAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Limits",
+            _("Limits"),
             {"fields": ("max_message_chars", "messages_per_minute", "daily_token_quota")},
         ),
         (
-            "Storage and retention",
+            _("Storage and retention"),
             {
                 "fields": (
                     "compression_threshold_bytes",

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 from django.contrib.admin.apps import AdminConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ParleyConfig(AppConfig):
     """The `config` app: SystemSetting, operations and health."""
 
     name = "config"
-    verbose_name = "Configuration"
+    verbose_name = _("Configuration")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

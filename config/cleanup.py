@@ -52,9 +52,11 @@ from django.contrib.sessions.models import Session
 from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.audit import audit_record
 from accounts.models import AuditAction, AuditEvent
+from chat import search
 from chat.models import ChatSession, Message, MessageStatus
 from chat.streaming import STALE_AFTER_SECONDS, sweep_stale_streams
 from config.models import SINGLETON_PK, SystemSetting
@@ -124,39 +126,70 @@ class CleanupReport:
 
     def header(self) -> str:
         if self.dry_run:
-            return "Clean-up, dry run: nothing is changed."
-        return f"Clean-up at {self.started_at:%Y-%m-%d %H:%M:%S %Z}."
+            return _("Clean-up, dry run: nothing is changed.")
+        return _("Clean-up at %(time)s.") % {"time": f"{self.started_at:%Y-%m-%d %H:%M:%S %Z}"}
 
     def lines(self) -> list[str]:
-        """What was done (the header comes first, through `progress`, before the work)."""
-        verb = "would delete" if self.dry_run else "deleted"
+        """What was done (the header comes first, through `progress`, before the work), in
+        the operator's language; the last line, `Summary: key=value ...`, is for scripts."""
+        dry = self.dry_run
         lines: list[str] = []
         if self.chat_retention_days:
-            lines.append(
-                f"Chats inactive for more than {self.chat_retention_days} days: "
-                f"{verb} {self.chats:,} chats with {self.messages:,} messages."
-            )
+            counts = {
+                "days": self.chat_retention_days,
+                "chats": f"{self.chats:,}",
+                "messages": f"{self.messages:,}",
+            }
+            if dry:
+                line = _(
+                    "Chats inactive for more than %(days)s days: would delete %(chats)s chats "
+                    "with %(messages)s messages."
+                )
+            else:
+                line = _(
+                    "Chats inactive for more than %(days)s days: deleted %(chats)s chats with "
+                    "%(messages)s messages."
+                )
+            lines.append(line % counts)
         else:
-            lines.append("Chats: kept forever (chat retention is 0 days).")
+            lines.append(_("Chats: kept forever (chat retention is 0 days)."))
         if self.audit_retention_days:
+            counts = {"days": self.audit_retention_days, "events": f"{self.audit_events:,}"}
+            if dry:
+                line = _("Audit events older than %(days)s days: would delete %(events)s.")
+            else:
+                line = _("Audit events older than %(days)s days: deleted %(events)s.")
+            lines.append(line % counts)
+        else:
+            lines.append(_("Audit events: kept forever (audit retention is 0 days)."))
+        sessions = {"sessions": f"{self.sessions:,}"}
+        if dry:
+            lines.append(_("Expired log-in sessions: would delete %(sessions)s.") % sessions)
+        else:
+            lines.append(_("Expired log-in sessions: deleted %(sessions)s.") % sessions)
+        answers = {"answers": f"{self.interrupted:,}"}
+        if dry:
             lines.append(
-                f"Audit events older than {self.audit_retention_days} days: "
-                f"{verb} {self.audit_events:,}."
+                _("Stale streaming answers: would mark %(answers)s interrupted.") % answers
             )
         else:
-            lines.append("Audit events: kept forever (audit retention is 0 days).")
-        lines.append(f"Expired log-in sessions: {verb} {self.sessions:,}.")
-        mark = "would mark" if self.dry_run else "marked"
-        lines.append(f"Stale streaming answers: {mark} {self.interrupted:,} interrupted.")
-        lines.extend(self.notes)
+            lines.append(_("Stale streaming answers: marked %(answers)s interrupted.") % answers)
+        lines.extend(str(note) for note in self.notes)
         if self.bytes_before is not None:
             if self.dry_run or self.bytes_after is None:
-                lines.append(f"Database size: {self.bytes_before:,} bytes (file + WAL).")
+                lines.append(
+                    _("Database size: %(bytes)s bytes (file + WAL).")
+                    % {"bytes": f"{self.bytes_before:,}"}
+                )
             else:
                 change = self.bytes_after - self.bytes_before
                 lines.append(
-                    f"Database size: {self.bytes_before:,} -> {self.bytes_after:,} bytes "
-                    f"(file + WAL; {change:+,})."
+                    _("Database size: %(before)s -> %(after)s bytes (file + WAL; %(change)s).")
+                    % {
+                        "before": f"{self.bytes_before:,}",
+                        "after": f"{self.bytes_after:,}",
+                        "change": f"{change:+,}",
+                    }
                 )
         if not self.dry_run:
             summary = " ".join(f"{key}={value}" for key, value in self.counts().items())
@@ -174,7 +207,7 @@ def run_cleanup(
     """Apply the retention settings and tidy the database; returns what was (or would be) done."""
     started = time.monotonic()
     # Read the row itself, not the cache: a destructive run must not act on a stale copy.
-    setting, _ = SystemSetting.objects.get_or_create(pk=SINGLETON_PK)
+    setting, _created = SystemSetting.objects.get_or_create(pk=SINGLETON_PK)
     now = timezone.now()
     report = CleanupReport(
         dry_run=dry_run,
@@ -275,6 +308,7 @@ def _delete_expired(
         report.sessions += deleted
         if total > batch_size:
             say(f"  log-in sessions: {report.sessions:,} of {total:,} deleted")
+    search.purge_all_deleted()  # what other deletes (a deleted user's chats) left waiting
 
 
 def _delete_in_batches(queryset: QuerySet[Any], *, batch_size: int) -> Iterator[int]:
@@ -291,7 +325,7 @@ def _delete_in_batches(queryset: QuerySet[Any], *, batch_size: int) -> Iterator[
         last = ids[-1]
         with transaction.atomic():
             # The queryset's own criteria again, so a row that changed meanwhile stays.
-            _, per_model = queryset.filter(pk__in=ids).delete()
+            _total, per_model = queryset.filter(pk__in=ids).delete()
         yield per_model.get(model._meta.label, 0)
 
 
@@ -310,8 +344,10 @@ def _delete_chats(chats: QuerySet[ChatSession], *, batch_size: int) -> Iterator[
                 still_expired = list(
                     chats.select_for_update().filter(pk__in=ids).values_list("pk", flat=True)
                 )
-                _, messages = Message.objects.filter(session_id__in=still_expired).delete()
-                _, chats_deleted = ChatSession.objects.filter(pk__in=still_expired).delete()
+                _total, messages = Message.objects.filter(session_id__in=still_expired).delete()
+                _total, chats_deleted = ChatSession.objects.filter(pk__in=still_expired).delete()
+            # Their words leave the search index in short transactions of their own.
+            search.purge_all_deleted()
             yield (
                 chats_deleted.get(ChatSession._meta.label, 0),
                 messages.get(Message._meta.label, 0),
@@ -364,29 +400,44 @@ def _pragma(name: str) -> Any:
 def _database_upkeep(report: CleanupReport, *, dry_run: bool, vacuum: bool) -> None:
     if connection.vendor == "postgresql":
         report.notes.append(
-            "Database (PostgreSQL): no VACUUM here; autovacuum reclaims the space of deleted "
-            "rows (run VACUUM (ANALYZE) yourself to do it now)."
+            _(
+                "Database (PostgreSQL): no VACUUM here; autovacuum reclaims the space of "
+                "deleted rows (run VACUUM (ANALYZE) yourself to do it now)."
+            )
         )
         if not dry_run:
             report.bytes_after = _database_bytes()
         return
     if connection.vendor != "sqlite":
-        report.notes.append(f"Database ({connection.vendor}): no upkeep step for this database.")
+        report.notes.append(
+            _("Database (%(vendor)s): no upkeep step for this database.")
+            % {"vendor": connection.vendor}
+        )
         return
     page_size = _pragma("page_size")
     report.pages_before = _pragma("page_count")
     report.free_pages_before = _pragma("freelist_count")
     if dry_run:
-        report.notes.append(
-            f"Database (SQLite): {report.free_pages_before:,} of {report.pages_before:,} pages "
-            f"free now. Would run PRAGMA optimize, then "
-            + ("VACUUM if enough pages are free after the deletes." if vacuum else "no VACUUM.")
-        )
+        pages = {"free": f"{report.free_pages_before:,}", "pages": f"{report.pages_before:,}"}
+        if vacuum:
+            note = _(
+                "Database (SQLite): %(free)s of %(pages)s pages free now. Would run PRAGMA "
+                "optimize, then VACUUM if enough pages are free after the deletes."
+            )
+        else:
+            note = _(
+                "Database (SQLite): %(free)s of %(pages)s pages free now. Would run PRAGMA "
+                "optimize, then no VACUUM."
+            )
+        report.notes.append(note % pages)
         return
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA optimize")
     report.vacuum = _reclaim_free_pages(page_size, vacuum=vacuum)
-    report.notes.append(f"Database (SQLite): ran PRAGMA optimize; {report.vacuum}.")
+    # report.vacuum stays English: the audit detail records it too.
+    report.notes.append(
+        _("Database (SQLite): ran PRAGMA optimize; %(vacuum)s.") % {"vacuum": report.vacuum}
+    )
     if not connection.in_atomic_block:
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -394,8 +445,13 @@ def _database_upkeep(report: CleanupReport, *, dry_run: bool, vacuum: bool) -> N
     report.bytes_after = _database_bytes()
     if report.freed_pages:
         report.notes.append(
-            f"Pages: {report.pages_before:,} -> {report.pages_after:,} "
-            f"({report.freed_pages:,} pages of {page_size:,} bytes given back)."
+            _("Pages: %(before)s -> %(after)s (%(freed)s pages of %(size)s bytes given back).")
+            % {
+                "before": f"{report.pages_before:,}",
+                "after": f"{report.pages_after:,}",
+                "freed": f"{report.freed_pages:,}",
+                "size": f"{page_size:,}",
+            }
         )
 
 

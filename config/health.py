@@ -3,6 +3,10 @@
 The checks are cheap (one `SELECT 1`, one statvfs, reading backup manifests), so the
 container's HEALTHCHECK can run them every 30 s. Problems are logged at every check and
 mailed to the admins at most once a day per problem (when e-mail is configured).
+
+A problem's text is translated when it is shown: the status page in its reader's
+language, the log and /healthz in the operator's (LANGUAGE_CODE), each admin's e-mail in
+that admin's own language.
 """
 
 from __future__ import annotations
@@ -17,9 +21,23 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import DatabaseError, connection
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.functional import lazy
+from django.utils.translation import gettext, gettext_noop
 
 logger = logging.getLogger("parley.health")
+
+
+def _translate(message: str, params: dict[str, object]) -> str:
+    return gettext(message) % params
+
+
+# `problem(gettext_noop("... %(x)s ..."), x=1)`: a message translated each time it is shown.
+_lazy_problem = lazy(_translate, str)
+
+
+def problem(message: str, **params: object) -> str:
+    return _lazy_problem(message, params)
 
 
 @dataclass(frozen=True)
@@ -80,19 +98,26 @@ def check_health(*, alert: bool = True) -> HealthReport:
     last_backup = newest_backup_time()
     problems: dict[str, str] = {}
     if not database_ok:
-        problems["database"] = "The database does not answer."
+        problems["database"] = problem(gettext_noop("The database does not answer."))
     if free < minimum:
-        problems["disk"] = (
-            f"Free disk in {settings.DATA_DIR} is {free // (1024 * 1024)} MB, below the "
-            f"{settings.PARLEY_MIN_FREE_DISK_MB} MB threshold."
+        problems["disk"] = problem(
+            gettext_noop(
+                "Free disk in %(path)s is %(free)d MB, below the %(minimum)d MB threshold."
+            ),
+            path=str(settings.DATA_DIR),
+            free=free // (1024 * 1024),
+            minimum=settings.PARLEY_MIN_FREE_DISK_MB,
         )
     max_age = timedelta(hours=settings.PARLEY_BACKUP_MAX_AGE_HOURS)
     if last_backup is None:
-        problems["backup"] = "No backup has been taken yet (manage.py backup)."
+        problems["backup"] = problem(
+            gettext_noop("No backup has been taken yet (manage.py backup).")
+        )
     elif timezone.now() - last_backup > max_age:
-        problems["backup"] = (
-            f"The newest backup is from {last_backup:%Y-%m-%d %H:%M} UTC, older than "
-            f"{settings.PARLEY_BACKUP_MAX_AGE_HOURS} hours."
+        problems["backup"] = problem(
+            gettext_noop("The newest backup is from %(time)s UTC, older than %(hours)d hours."),
+            time=f"{last_backup:%Y-%m-%d %H:%M}",
+            hours=settings.PARLEY_BACKUP_MAX_AGE_HOURS,
         )
     report = HealthReport(database_ok, free, minimum, last_backup, problems)
     if alert:
@@ -102,8 +127,9 @@ def check_health(*, alert: bool = True) -> HealthReport:
 
 def raise_alerts(report: HealthReport) -> None:
     """Log every problem at every check; mail the admins once a day per kind of problem."""
-    for message in report.problems.values():
-        logger.warning("health: %s", message)
+    with translation.override(settings.LANGUAGE_CODE):
+        for message in report.problems.values():
+            logger.warning("health: %s", message)
     if not settings.EMAIL_URL_CONFIGURED:
         return
     today = timezone.now().date().isoformat()
@@ -115,21 +141,26 @@ def raise_alerts(report: HealthReport) -> None:
 
 
 def _mail_admins(message: str) -> None:
+    """One e-mail per language the admins chose (none chosen: LANGUAGE_CODE)."""
     from accounts.models import Role, User
 
-    recipients = list(
+    by_language: dict[str, list[str]] = {}
+    admins = (
         User.objects.filter(role=Role.ADMIN, is_active=True)
         .exclude(email="")
-        .values_list("email", flat=True)
+        .values_list("email", "language")
     )
-    if not recipients:
-        return
-    try:
-        send_mail(
-            subject="[Parley] " + message[:120],
-            message=message + "\n\nSee the System status page in the admin.",
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=recipients,
-        )
-    except Exception:
-        logger.exception("health: could not e-mail the admins")
+    for email, language in admins:
+        by_language.setdefault(language or settings.LANGUAGE_CODE, []).append(email)
+    for language, recipients in by_language.items():
+        try:
+            with translation.override(language):
+                text = str(message)
+                send_mail(
+                    subject="[Parley] " + text[:120],
+                    message=text + "\n\n" + gettext("See the System status page in the admin."),
+                    from_email=settings.DEFAULT_FROM_EMAIL,
+                    recipient_list=recipients,
+                )
+        except Exception:
+            logger.exception("health: could not e-mail the admins")

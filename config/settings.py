@@ -67,6 +67,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After LocaleMiddleware (cookie, then Accept-Language): a signed-in user's saved
+    # language wins over both (docs/i18n.md).
+    "accounts.middleware.UserLanguageMiddleware",
     "accounts.middleware.SingleUserMiddleware",
     "accounts.middleware.ApprovalRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -88,6 +91,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "config.context_processors.site",
+                "accounts.context_processors.theme",
             ],
         },
     },
@@ -213,9 +217,17 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- Internationalisation -----------------------------------------------------------
-LANGUAGE_CODE = "en"
+# A page's language: the signed-in user's choice (User.language), else the switcher's
+# cookie, else the browser's Accept-Language, else LANGUAGE_CODE, which is also the
+# language of manage.py output. The /v1 API always answers in English. docs/i18n.md.
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en").lower()
+if LANGUAGE_CODE not in {code for code, _name in LANGUAGES}:
+    raise environ.ImproperlyConfigured("LANGUAGE_CODE must be en or zh-hans")
 LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 60 * 60 * 24 * 365
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = PARLEY_HTTPS
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
@@ -237,6 +249,8 @@ STORAGES = {
 PARLEY_MIN_FREE_DISK_MB = env.int("PARLEY_MIN_FREE_DISK_MB", default=256)
 PARLEY_BACKUP_MAX_AGE_HOURS = env.int("PARLEY_BACKUP_MAX_AGE_HOURS", default=26)
 PARLEY_SLOW_QUERY_MS = env.int("PARLEY_SLOW_QUERY_MS", default=200)
+# Where the onboarding's "Add the demo model" points: `make demo` serves the mock model here.
+PARLEY_DEMO_MODEL_URL = env.str("PARLEY_DEMO_MODEL_URL", default="http://127.0.0.1:9999/v1")
 EMAIL_URL_CONFIGURED = bool(env.str("EMAIL_URL", default=""))
 if EMAIL_URL_CONFIGURED:
     globals().update(env.email_url("EMAIL_URL"))  # EMAIL_BACKEND, EMAIL_HOST, ...

@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from config.health import check_health
 from config.slow_queries import recent_slow_queries
@@ -46,6 +47,16 @@ def database_size() -> DatabaseSize:
         wal.stat().st_size if wal.exists() else 0,
         free_pages * page_size,
     )
+
+
+# The row counts' labels on the page, in the reader's language.
+ROW_LABELS = {
+    "users": _("Users"),
+    "models": _("Models"),
+    "chats": _("Chats"),
+    "messages": _("Messages"),
+    "audit events": _("Audit events"),
+}
 
 
 def row_counts() -> dict[str, int]:
@@ -127,11 +138,13 @@ def status_context() -> dict[str, Any]:
     from config.backups import latest_backups
 
     report = check_health(alert=True)
+    counts = row_counts()
     return {
         "health": report,
         "db": database_size(),
         "free_disk": report.free_disk_bytes,
-        "counts": row_counts(),
+        "counts": counts,
+        "count_rows": [(ROW_LABELS[name], n) for name, n in counts.items()],
         "ratio": compression_ratio(),
         "backups": latest_backups(),
         "slow_queries": recent_slow_queries(),

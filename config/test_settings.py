@@ -19,7 +19,13 @@ os.environ["DATABASE_URL"] = os.environ.get(
 os.environ["CACHE_URL"] = os.environ.get(
     "PARLEY_TEST_CACHE_URL", f"filecache://{_test_data_dir}/cache"
 )
-for _name in ("SECRET_KEY", "SECRET_KEY_FILE", "PARLEY_SINGLE_USER", "ALLOWED_HOSTS"):
+for _name in (
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "PARLEY_SINGLE_USER",
+    "ALLOWED_HOSTS",
+    "LANGUAGE_CODE",
+):
     os.environ.pop(_name, None)
 
 from django.contrib.auth.hashers import Argon2PasswordHasher  # noqa: E402

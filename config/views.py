@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import translation
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views import View
@@ -21,6 +22,8 @@ class HealthView(View):
 
     def get(self, request: HttpRequest) -> JsonResponse:
         report = check_health()
+        with translation.override(settings.LANGUAGE_CODE):
+            problems = [str(problem) for problem in report.problems.values()]
         return JsonResponse(
             {
                 "status": "ok" if report.healthy else "error",
@@ -28,7 +31,8 @@ class HealthView(View):
                 "free_disk_bytes": report.free_disk_bytes,
                 "free_disk_ok": report.disk_ok,
                 "last_backup_age_seconds": report.last_backup_age_seconds,
-                "problems": list(report.problems.values()),
+                # For probes and monitoring: in the operator's language, not the caller's.
+                "problems": problems,
                 "version": settings.PARLEY_VERSION,
             },
             status=200 if report.healthy else 503,

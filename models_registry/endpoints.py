@@ -34,11 +34,12 @@ import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import idna
 import requests
+from django.utils.translation import gettext_lazy as _
 from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -46,24 +47,28 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 from urllib3.util import parse_url
 
+if TYPE_CHECKING:
+    from django.utils.functional import Promise
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
-BAD_SCHEME = "Only http:// and https:// URLs are allowed."
-BAD_URL = "This URL is not valid."
-NO_HOST = "The URL must include a host name."
-USERINFO = "User names and passwords are not allowed in the URL."
-BAD_PORT = "The port number is not valid."
-BAD_HOST = "This host name is not valid."
-NUMERIC_FORM = (
+# Refusals shown on the model form: lazy, so each reader gets them in their language.
+BAD_SCHEME = _("Only http:// and https:// URLs are allowed.")
+BAD_URL = _("This URL is not valid.")
+NO_HOST = _("The URL must include a host name.")
+USERINFO = _("User names and passwords are not allowed in the URL.")
+BAD_PORT = _("The port number is not valid.")
+BAD_HOST = _("This host name is not valid.")
+NUMERIC_FORM = _(
     "This numeric address form is not allowed; write the address as a normal IP or host name."
 )
-UNRESOLVED = "Could not resolve the host name."
-PRIVATE = "This address is on a private network, which personal models may not use."
-RESERVED = "This is a reserved or multicast address, which personal models may not use."
-METADATA = "Cloud metadata and link-local addresses are never allowed."
-BROADCAST = "Broadcast addresses are never allowed."
-OTHER_TARGET = "This connection may only be used for the checked endpoint."
+UNRESOLVED = _("Could not resolve the host name.")
+PRIVATE = _("This address is on a private network, which personal models may not use.")
+RESERVED = _("This is a reserved or multicast address, which personal models may not use.")
+METADATA = _("Cloud metadata and link-local addresses are never allowed.")
+BROADCAST = _("Broadcast addresses are never allowed.")
+OTHER_TARGET = _("This connection may only be used for the checked endpoint.")
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -110,7 +115,8 @@ _EMBEDS_IPV4_IN_LOW_BITS = tuple(
 
 
 class UnsafeEndpoint(ValueError):
-    """The URL may not be called; ``str(e)`` is a short message to show the user."""
+    """The URL may not be called; ``str(e)`` is a short message to show the user (in the
+    language active when it is read)."""
 
 
 @dataclass(frozen=True)
@@ -229,7 +235,7 @@ def _resolve(host: str, port: int, resolver: Resolver) -> list[IPAddress]:
     return addresses
 
 
-def _refusal(address: IPAddress, *, allow_private: bool) -> str | None:
+def _refusal(address: IPAddress, *, allow_private: bool) -> Promise | None:
     """The message that refuses ``address``, or None when it may be called."""
     embedded = _embedded_ipv4(address)
     if embedded is not None:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
@@ -159,3 +160,40 @@ def fetch_upstream_model_ids(*, api_url: str, api_key: str, personal: bool) -> l
         logger.info("fetching models from an upstream failed: %s", error.kind)
         raise ValidationError(str(error.user_message), code="upstream") from None
     return sorted(set(ids))
+
+
+DEMO_MODEL_NAME = "Demo (mock model)"
+
+
+def add_demo_model(*, actor: User, request: HttpRequest | None = None) -> ModelConfig:
+    """The onboarding's one-click system model: the local mock server (`make demo`).
+
+    Idempotent: a second click reuses (and re-activates) the demo model. Saved through
+    `model_config_save`, so it is audited like any model an admin adds.
+    """
+    existing = ModelConfig.objects.system().filter(name__iexact=DEMO_MODEL_NAME).first()
+    if existing is not None:
+        if not existing.is_active:
+            existing.is_active = True
+            model_config_save(
+                model_config=existing,
+                new_api_key=None,
+                changed_fields=["is_active"],
+                actor=actor,
+                request=request,
+            )
+        return existing
+    model_config = ModelConfig(
+        name=DEMO_MODEL_NAME,
+        api_url=settings.PARLEY_DEMO_MODEL_URL,
+        model="mock-model",
+        context_window=8192,
+        max_output_tokens=1024,
+    )
+    return model_config_save(
+        model_config=model_config,
+        new_api_key=None,
+        changed_fields=["name", "api_url", "model"],
+        actor=actor,
+        request=request,
+    )

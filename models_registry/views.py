@@ -146,3 +146,27 @@ class ModelTestConnectionView(PersonalModelsAllowedMixin, PersonalModelMixin, Vi
         result = services.check_connection(model_config)
         (messages.success if result.ok else messages.error)(request, result.message)
         return HttpResponseRedirect(reverse("models_registry:list"))
+
+
+class AddDemoModelView(LoginRequiredMixin, View):
+    """POST `/models/demo/` (admins): add the mock model and say whether it answers."""
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.is_admin:
+            raise PermissionDenied
+        model_config = services.add_demo_model(actor=request.user, request=request)
+        result = services.check_connection(model_config)
+        if result.ok:
+            messages.success(request, _("The demo model is ready: send your first message below."))
+        else:
+            messages.warning(
+                request,
+                _(
+                    "The demo model was added, but it does not answer yet (%(reason)s). "
+                    "Start it with “make demo” in a terminal, then send a message."
+                )
+                % {"reason": result.message},
+            )
+        return HttpResponseRedirect(reverse("chat:home"))

@@ -78,7 +78,9 @@ def test_the_page_shows_your_own_usage_and_never_another_users(alice, bob, bob_c
     use(alice, model, 987_654, 3_210)
     html = bob_client.get(ACCOUNT_URL).content.decode()
     assert "13,133 tokens used today." in html
-    assert "<caption>Your usage in the last 30 days, newest first</caption>" in html
+    assert (
+        '<caption id="usage-caption">Your usage in the last 30 days, newest first</caption>' in html
+    )
     for text in ("GPT mini", "Chat pages", "API", "12,345", "678", "13,023"):
         assert text in html, text
     assert "987,654" not in html

@@ -437,3 +437,373 @@ def test_a_token_made_in_the_browser_works_with_the_sdk_and_shows_up_as_usage(pa
     expect(page.get_by_text("Revoked").first).to_be_visible()
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
+
+
+# --- Themes, phones and accessibility ----------------------------------------------------
+
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"  # axe-core 4, vendored: no network
+SET_THEME = """
+from accounts.models import User
+User.objects.filter(username={username!r}).update(theme={theme!r})
+print("null")
+"""
+CODE_CHAT = """
+import json
+from accounts.models import User
+from chat.models import ChatSession, Message
+from models_registry.models import ModelConfig
+
+user = User.objects.get(username={username!r})
+session = ChatSession.objects.create(
+    user=user, model_config=ModelConfig.objects.get(owner=user, name="Markdown"),
+    title="Long lines", message_count=2,
+)
+url = "https://example.com/" + "a-very-long-path-segment/" * 12 + "?q=" + "x" * 80
+Message.objects.create(session=session, role="user", content="Show me " + url)
+Message.objects.create(
+    session=session, role="assistant",
+    content=(
+        "Read " + url + " and this [link](" + url + "):\\n\\n"
+        "```python\\n"
+        "def long_line():\\n"
+        "    return " + repr("y" * 300) + "  # a comment that does not wrap\\n"
+        "```\\n\\n"
+        "`" + "inline_code_without_spaces_" * 8 + "`\\n"
+    ),
+)
+print(json.dumps(session.pk))
+"""
+PHONE = {"width": 375, "height": 812}
+NARROW = 360
+
+
+def set_theme(site: Site, theme: str) -> None:
+    site.server.shell(SET_THEME.format(username=ADMIN, theme=theme))
+
+
+@pytest.fixture(scope="module")
+def code_chat(site: Site) -> str:
+    """A chat whose answer holds a long code line, a long URL and long inline code."""
+    return f"/chats/{site.server.shell(CODE_CHAT.format(username=ADMIN))}/"
+
+
+@pytest.fixture
+def system_theme_after(site: Site) -> Iterator[None]:
+    """The admin's theme is back to "system" after the test, whatever it chose."""
+    yield
+    set_theme(site, "system")
+
+
+def luminance(css_colour: str) -> float:
+    """WCAG relative luminance of a computed `rgb(r, g, b)` colour."""
+    channels = [int(c) / 255 for c in re.findall(r"\d+", css_colour)[:3]]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def background(page: Any, selector: str = "body") -> float:
+    return luminance(page.eval_on_selector(selector, "e => getComputedStyle(e).backgroundColor"))
+
+
+def is_dark(page: Any) -> bool:
+    return background(page) < 0.05  # the light palette's page is above 0.9
+
+
+def test_a_dark_theme_chosen_on_the_account_page_is_applied_and_remembered(
+    site, console, system_theme_after
+):
+    context = site.context(color_scheme="light")
+    page = console.watch(context.new_page())
+    page.goto("/accounts/")
+    assert page.evaluate("document.documentElement.dataset.theme") == "system"
+    assert not is_dark(page)
+    appearance = page.get_by_role("region", name="Appearance")
+    theme = appearance.get_by_role("combobox", name="Theme")
+    expect(theme).to_have_value("system")
+    theme.select_option(label="Dark")
+    appearance.get_by_role("button", name="Save").click()
+    page.wait_for_url(site.url("/accounts/"))  # POST, then redirect, then GET
+    expect(page.get_by_text("Your theme is saved.")).to_be_visible()
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    assert is_dark(page)  # though the device asks for light
+    expect(theme).to_have_value("dark")
+
+    page.goto("/models/")  # the next page load
+    assert is_dark(page)
+    context.close()
+
+    context = site.context(color_scheme="light")  # a new browser context, same user
+    page = console.watch(context.new_page())
+    page.goto("/")
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    assert is_dark(page)
+    context.close()
+    console.assert_none()
+
+
+def test_the_system_theme_follows_the_device_code_colours_included(
+    site, console, code_chat, system_theme_after
+):
+    set_theme(site, "system")
+    seen = {}
+    for scheme in ("dark", "light"):
+        context = site.context(color_scheme=scheme)
+        page = console.watch(context.new_page())
+        page.goto(code_chat)
+        assert page.evaluate("document.documentElement.dataset.theme") == "system"
+        seen[scheme] = (background(page), background(page, ".highlight"))
+        context.close()
+    assert seen["dark"][0] < 0.05 and seen["dark"][1] < 0.05  # page and code both dark
+    assert seen["light"][0] > 0.9 and seen["light"][1] > 0.9
+
+    # A theme chosen by the user wins over the device's preference, code colours included.
+    set_theme(site, "light")
+    context = site.context(color_scheme="dark")
+    page = console.watch(context.new_page())
+    page.goto(code_chat)
+    assert background(page) > 0.9 and background(page, ".highlight") > 0.9
+    context.close()
+    console.assert_none()
+
+
+def test_on_a_phone_the_chat_list_is_a_drawer(site, console, code_chat):
+    context = site.context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = console.watch(context.new_page())
+    page.goto(code_chat)
+    sidebar = page.locator("#sidebar")
+    toggle = page.get_by_role("button", name="Chats")
+    expect(sidebar).to_be_hidden()
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    expect(toggle).to_have_attribute("aria-controls", "sidebar")
+    box = toggle.bounding_box()
+    assert box is not None and box["height"] >= 44 and box["width"] >= 44
+
+    toggle.click()
+    expect(sidebar).to_be_visible()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    current = sidebar.get_by_role("link", name="Long lines")
+    expect(current).to_be_focused()  # focus moves into the list, to the open chat
+    link_box = current.bounding_box()
+    assert link_box is not None and link_box["height"] >= 44
+
+    page.keyboard.press("Escape")
+    expect(sidebar).to_be_hidden()
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    expect(toggle).to_be_focused()  # back where the person was
+
+    toggle.press("Enter")  # the keyboard opens it too
+    expect(sidebar).to_be_visible()
+    toggle.click()  # and the button closes it
+    expect(sidebar).to_be_hidden()
+
+    # The composer is thumb-sized.
+    for control in (
+        page.get_by_role("textbox", name="Message", exact=True),
+        page.get_by_role("button", name="Send"),
+    ):
+        box = control.bounding_box()
+        assert box is not None and box["height"] >= 44, control
+
+    context.close()
+
+    # On a wide screen there is no drawer: the list is always there.
+    context = site.context()
+    page = console.watch(context.new_page())
+    page.goto(code_chat)
+    expect(page.locator("#sidebar")).to_be_visible()
+    expect(page.get_by_role("button", name="Chats")).to_be_hidden()
+    context.close()
+    console.assert_none()
+
+
+def test_without_javascript_the_chat_list_stays_reachable_on_a_phone(site, console, code_chat):
+    context = site.context(viewport=PHONE, is_mobile=True, java_script_enabled=False)
+    page = console.watch(context.new_page())
+    page.goto(code_chat)
+    expect(page.locator("#sidebar")).to_be_visible()  # above the chat, nothing to press
+    expect(page.get_by_role("button", name="Chats")).to_be_hidden()
+    nav = page.get_by_role("navigation", name="Chats")
+    expect(nav.get_by_role("link", name="Long lines")).to_be_visible()
+    expect(page.get_by_role("heading", name="Long lines", level=1)).to_be_visible()
+    context.close()
+    console.assert_none()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_no_page_scrolls_sideways_at_360_pixels(site, console, code_chat, theme):
+    context = site.context(
+        viewport={"width": NARROW, "height": 780}, is_mobile=True, has_touch=True
+    )
+    page = console.watch(context.new_page())
+    page.goto("/accounts/tokens/")  # a token on the page: its table and the new-token field
+    page.get_by_label("Name").fill(f"phone {theme}")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.get_by_label("New API token")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW, "new token"
+    for path in ("/", code_chat, "/models/", "/accounts/", "/accounts/tokens/", "/chats/"):
+        page.goto(path)
+        if path == code_chat:
+            expect(page.locator(".code-block .highlight")).to_be_visible()
+            page.get_by_role("button", name="Chats").click()  # the open drawer fits too
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= NARROW, f"{path} is {width}px wide"
+    context.close()
+    console.assert_none()
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        """async () => {
+            const results = await axe.run(document, {resultTypes: ["violations"]});
+            return results.violations.map((v) => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ")),
+            }));
+        }"""
+    )
+    return [v for v in found if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_axe_finds_no_serious_problem(site, code_chat, theme, system_theme_after):
+    """axe-core on every main page, in both themes, on a wide screen and on a phone. The
+    script is injected, so the CSP is bypassed here (and only here)."""
+    set_theme(site, theme)
+    problems: dict[str, list[dict[str, Any]]] = {}
+
+    def check(page: Any, label: str) -> None:
+        assert page.evaluate("document.documentElement.dataset.theme") in (theme, "system")
+        assert is_dark(page) == (theme == "dark"), label
+        violations = axe_violations(page)
+        if violations:
+            problems[label] = violations
+
+    for viewport in ({"width": 1280, "height": 800}, PHONE):
+        context = site.context(viewport=viewport, bypass_csp=True, color_scheme="light")
+        page = context.new_page()
+        for path in ("/", code_chat, "/models/", "/accounts/", "/accounts/tokens/"):
+            page.goto(path)
+            check(page, f"{path} at {viewport['width']}px")
+        if viewport is PHONE:
+            page.goto(code_chat)
+            page.get_by_role("button", name="Chats").click()
+            check(page, "the open drawer")
+        context.close()
+
+    # The log-in page: nobody is logged in, so the theme is "system", here as the device.
+    anonymous = site.browser.new_context(
+        base_url=site.server.base_url, bypass_csp=True, color_scheme=theme
+    )
+    page = anonymous.new_page()
+    page.goto("/accounts/login/")
+    check(page, "/accounts/login/")
+    anonymous.close()
+    assert problems == {}, "axe found:\n" + "\n".join(
+        f"{where}: {v['impact']} {v['id']} ({v['help']}) at {v['nodes']}"
+        for where, violations in problems.items()
+        for v in violations
+    )
+
+
+SEARCHABLE_CHAT = """
+import json
+from accounts.models import User
+from chat import search
+from chat.models import ChatSession, Message
+from models_registry.models import ModelConfig
+
+user = User.objects.get(username={username!r})
+session = ChatSession.objects.create(
+    user=user, model_config=ModelConfig.objects.get(owner=user, name="Mock"),
+    title="Notes from the zoo", message_count=80,
+)
+rows = Message.objects.bulk_create(
+    Message(
+        session=session,
+        role="user" if i % 2 else "assistant",
+        content="A snow leopard, 雪豹, was seen today" if i == 3 else f"Zoo message {{i}}",
+    )
+    for i in range(1, 81)
+)
+search.index_stored(Message.objects.filter(session=session))  # written past the services
+print(json.dumps([session.pk, rows[2].pk]))
+"""
+
+
+def test_search_finds_an_old_message_and_jumps_to_it(page, site, browser):
+    chat_id, message_id = site.server.shell(SEARCHABLE_CHAT.format(username=ADMIN))
+    page.goto("/")
+    box = page.get_by_role("searchbox", name="Search chats")
+    box.fill("雪豹")
+    box.press("Enter")
+    page.wait_for_url(re.compile(r"/chats/\?q="))
+    expect(page.get_by_role("heading", name="In messages")).to_be_visible()
+    hit = page.locator(".search-hit a", has_text="Notes from the zoo")
+    expect(hit.locator("mark")).to_have_text("雪豹")
+    hit.click()
+    # 77 newer messages: the page around it, not the newest 50, is opened.
+    expect(page).to_have_url(re.compile(rf"/chats/{chat_id}/\?before=\d+#message-{message_id}$"))
+    target = page.locator(f"#message-{message_id}")
+    expect(target).to_contain_text("snow leopard")
+    expect(target).to_be_in_viewport()
+
+    # A title match, and the results page has no serious accessibility problem.
+    context = site.context(bypass_csp=True)
+    checker = context.new_page()
+    checker.goto("/chats/?q=zoo")
+    expect(checker.get_by_role("heading", name="In chat titles")).to_be_visible()
+    expect(checker.locator(".search-hit a mark").first).to_have_text("zoo")
+    assert axe_violations(checker) == []
+    context.close()
+
+
+RESET_LANGUAGE = """
+import json
+from accounts.models import User
+User.objects.filter(username={username!r}).update(language="")
+print(json.dumps(True))
+"""
+
+
+def switch_language(page: Any, label: str, code: str) -> None:
+    """Choose a language in the top bar: the script submits at once (no button to press)."""
+    with page.expect_event("load"):
+        page.get_by_label(label, exact=True).select_option(code)
+
+
+def test_the_language_switch_changes_the_whole_page(page, site):
+    page.goto("/")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_role("option", name="简体中文")).to_have_count(1)  # named in itself
+    expect(page.get_by_role("button", name="Change")).to_be_hidden()  # language.js submits
+    try:
+        switch_language(page, "Language", "zh-hans")
+        expect(page).to_have_url(site.url("/"))  # back where the switch was made
+        expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+        expect(page.get_by_role("heading", name="新建会话", level=1)).to_be_visible()
+        nav = page.get_by_role("navigation", name="账号")
+        for link in ("会话", "模型", "API 令牌", "账号", "管理后台"):
+            expect(nav.get_by_role("link", name=link, exact=True)).to_be_visible()
+        expect(nav.get_by_role("button", name="退出登录")).to_be_visible()
+        expect(page.get_by_role("combobox", name="模型")).to_be_visible()
+        expect(page.get_by_role("textbox", name="消息", exact=True)).to_be_visible()
+        expect(page.get_by_role("button", name="发送")).to_be_visible()
+        expect(page.get_by_label("语言", exact=True)).to_have_value("zh-hans")
+        for english in ("New chat", "Send", "Log out", "Models", "Skip to content"):
+            expect(page.get_by_text(english, exact=True)).to_have_count(0)
+
+        page.reload()  # the choice is saved: the page stays Chinese
+        expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+        expect(page.get_by_role("button", name="发送")).to_be_visible()
+        page.goto("/accounts/")
+        expect(page.get_by_role("heading", name="你的账号", level=1)).to_be_visible()
+
+        switch_language(page, "语言", "en")
+        expect(page).to_have_url(site.url("/accounts/"))
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        expect(page.get_by_role("heading", name="Your account", level=1)).to_be_visible()
+        expect(page.get_by_role("link", name="Chats", exact=True).first).to_be_visible()
+    finally:
+        site.server.shell(RESET_LANGUAGE.format(username=ADMIN))  # "" again: follow the browser

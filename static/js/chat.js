@@ -1,6 +1,8 @@
 // Parley chat page: streaming answers, Stop, keyboard, copy buttons and "Load earlier".
 // Progressive enhancement: every form here also works without this script (it posts,
 // waits for the full answer and redirects). No framework, no inline script (CSP).
+// Words shown to the reader come from the server, translated: the data-* attributes of
+// #chat-labels (templates/chat/_composer_fields.html) and the events' own texts.
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
@@ -12,6 +14,7 @@ const stopButton = $("#stop-button");
 const errorBox = $("#composer-error");
 const messagesBox = $("#messages");
 const contextInfo = $("#context-info");
+const labels = ($("#chat-labels") || document.createElement("span")).dataset;
 
 let streaming = false;
 
@@ -42,7 +45,7 @@ function setStreaming(on) {
   $$("[data-stream-form] button").forEach((b) => (b.disabled = on));
 }
 
-// --- Composer: Enter sends, Shift+Enter is a new line, the box grows with the text ---
+// --- Composer: Enter (or Ctrl+Enter) sends, the box grows with the text ---
 function grow() {
   if (!input) return;
   input.style.height = "auto";
@@ -51,8 +54,13 @@ function grow() {
 
 if (input) {
   input.addEventListener("input", grow);
+  // Preferences: Enter sends (Shift+Enter: new line), or Enter is a new line and
+  // Ctrl/Cmd+Enter sends.
+  const enterSends = input.dataset.enterSends !== "false";
   input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    if (event.key !== "Enter" || event.isComposing) return;
+    const send = enterSends ? !event.shiftKey : event.ctrlKey || event.metaKey;
+    if (send) {
       event.preventDefault();
       if (!streaming) composer.requestSubmit();
     }
@@ -137,12 +145,12 @@ async function streamAnswer(form, { userText, replaceLast } = {}) {
     });
   } catch (error) {
     setStreaming(false);
-    showError(composer.dataset.offline || "Could not reach Parley. Check your connection and send again.");
+    showError(labels.offline || "Could not reach Parley. Check your connection and send again.");
     return;
   }
   if (!response.ok || !(response.headers.get("Content-Type") || "").startsWith("text/event-stream")) {
     setStreaming(false);
-    let message = `Error ${response.status}`;
+    let message = `${labels.errorStatus || "Error"} ${response.status}`;
     try {
       message = (await response.json()).error || message;
     } catch (ignored) {
@@ -152,7 +160,12 @@ async function streamAnswer(form, { userText, replaceLast } = {}) {
     return;
   }
   if (clientField) clientField.value = "";
-  const modelName = composer.dataset.modelName || "Assistant";
+  const picker = $("#model-select", form);
+  const modelName =
+    (picker && picker.selectedOptions[0] && picker.selectedOptions[0].text) ||
+    labels.modelName ||
+    labels.assistant ||
+    "Assistant";
   let assistant = null;
   let textNode = null;
   let chatUrl = null;
@@ -161,7 +174,7 @@ async function streamAnswer(form, { userText, replaceLast } = {}) {
       if (event === "start") {
         if (replaceLast) replaceLast();
         if (userText) {
-          const user = messageElement("user", composer.dataset.youLabel || "You");
+          const user = messageElement("user", labels.you || "You");
           $(".msg-body", user).textContent = userText;
           if (form === composer) {
             input.value = "";
@@ -170,7 +183,7 @@ async function streamAnswer(form, { userText, replaceLast } = {}) {
         }
         assistant = messageElement("assistant", modelName);
         assistant.id = `message-${data.message_id}`;
-        setBadge(assistant, composer.dataset.writingLabel || "writing…");
+        setBadge(assistant, labels.writing || "writing…");
         textNode = document.createTextNode("");
         $(".msg-body", assistant).append(textNode);
         if (contextInfo && data.context_text) contextInfo.textContent = data.context_text;
@@ -187,7 +200,8 @@ async function streamAnswer(form, { userText, replaceLast } = {}) {
         const bodyBox = $(".msg-body", assistant);
         bodyBox.innerHTML = data.html || ""; // sanitised on the server (nh3)
         assistant.className = `msg msg-assistant status-${data.status}`;
-        setBadge(assistant, data.status === "complete" ? "" : data.status, data.status === "error");
+        const badge = data.status === "complete" ? "" : labels[data.status] || data.status;
+        setBadge(assistant, badge, data.status === "error" || data.status === "interrupted");
         if (data.error) {
           const p = document.createElement("p");
           p.className = "msg-error";
@@ -199,7 +213,7 @@ async function streamAnswer(form, { userText, replaceLast } = {}) {
       }
     }
   } catch (error) {
-    showError(composer.dataset.brokenLabel || "The connection broke; reload to see the saved answer.");
+    showError(labels.broken || "The connection broke; reload to see the saved answer.");
   } finally {
     setStreaming(false);
   }
@@ -271,7 +285,7 @@ function copyButton(label, getText) {
   button.addEventListener("click", async () => {
     try {
       await navigator.clipboard.writeText(getText());
-      button.textContent = document.documentElement.lang.startsWith("zh") ? "已复制" : "Copied";
+      button.textContent = labels.copied || "Copied";
       setTimeout(() => (button.textContent = label), 1500);
     } catch (error) {
       button.textContent = "×";
@@ -284,13 +298,16 @@ function addCopyButtons(root) {
   $$("[data-copy-source]", root).forEach((body) => {
     const article = body.closest(".msg");
     if (!article || $(".copy-message", article)) return;
-    const button = copyButton(composer?.dataset.copyLabel || "Copy", () => body.innerText);
+    const button = copyButton(labels.copy || "Copy", () => body.innerText);
     button.classList.add("copy-message");
     $(".msg-head", article).append(button);
   });
   $$(".code-block", root).forEach((block) => {
+    // A long line scrolls inside the block: keyboard users must be able to scroll it too.
+    const pre = $("pre", block);
+    if (pre && !pre.hasAttribute("tabindex")) pre.tabIndex = 0;
     if ($(".copy-code", block)) return;
-    const button = copyButton(composer?.dataset.copyCodeLabel || "Copy code", () => {
+    const button = copyButton(labels.copyCode || "Copy code", () => {
       const code = $("pre", block);
       return code ? code.innerText : block.innerText;
     });

@@ -6,11 +6,15 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from pygments.style import StyleMeta
 from pygments.styles import get_style_by_name
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
+
+from config.i18n import TranslatedHelpCommand
 
 SCOPE = ".highlight"
 # Dark applies when the page asks for it, or when the system does and the page has
@@ -93,8 +97,8 @@ def build_css(light_name: str, dark_name: str) -> str:
     return "\n".join(lines)
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedHelpCommand):
+    help = gettext_lazy(
         "Write the code-highlighting stylesheet (default static/css/pygments.css) from a light "
         "and a dark Pygments style. The dark one applies under [data-theme=dark] and under "
         "prefers-color-scheme: dark unless the page sets data-theme=light. Rerun after "
@@ -102,13 +106,17 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--light", default="default", help="Pygments style for light pages.")
-        parser.add_argument("--dark", default="github-dark", help="Pygments style for dark pages.")
+        parser.add_argument(
+            "--light", default="default", help=gettext_lazy("Pygments style for light pages.")
+        )
+        parser.add_argument(
+            "--dark", default="github-dark", help=gettext_lazy("Pygments style for dark pages.")
+        )
         parser.add_argument(
             "--output",
             type=Path,
             default=Path(settings.BASE_DIR) / "static" / "css" / "pygments.css",
-            help="File to write.",
+            help=gettext_lazy("File to write."),
         )
 
     def handle(self, *args: Any, light: str, dark: str, output: Path, **options: Any) -> None:
@@ -118,4 +126,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(css, encoding="utf-8")
-        self.stdout.write(f"Wrote {output} ({len(css):,} bytes; light {light}, dark {dark}).")
+        self.stdout.write(
+            _("Wrote %(path)s (%(size)s bytes; light %(light)s, dark %(dark)s).")
+            % {"path": output, "size": f"{len(css):,}", "light": light, "dark": dark}
+        )

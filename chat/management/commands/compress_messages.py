@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from chat.compression import CompressionProgress, compress_stored_messages
+from config.i18n import TranslatedHelpCommand
 
 
 def _size(count: int) -> str:
@@ -17,8 +20,8 @@ def _size(count: int) -> str:
     return f"{count:.1f} GiB"
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedHelpCommand):
+    help = gettext_lazy(
         "Compress the content and reasoning of existing messages that are stored plain and "
         "whose UTF-8 is longer than the compression threshold in the system settings, when "
         "compressing makes them smaller. Walks messages by id in batches, each written in "
@@ -29,15 +32,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--batch-size", type=int, default=500, help="messages per batch (default 500)"
+            "--batch-size",
+            type=int,
+            default=500,
+            help=gettext_lazy("messages per batch (default %(default)s)"),
         )
         parser.add_argument(
-            "--dry-run", action="store_true", help="report what would be compressed, write nothing"
+            "--dry-run",
+            action="store_true",
+            help=gettext_lazy("report what would be compressed, write nothing"),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["batch_size"] < 1:
-            raise CommandError("--batch-size must be at least 1.")
+            raise CommandError(_("--batch-size must be at least 1."))
         dry_run = options["dry_run"]
         verb = "would compress" if dry_run else "compressed"
 
@@ -52,18 +60,30 @@ class Command(BaseCommand):
             batch_size=options["batch_size"], dry_run=dry_run, on_batch=report
         )
         saved = 1 - total.bytes_after / total.bytes_before if total.bytes_before else 0.0
-        summary = (
-            f"{'Dry run: would rewrite' if dry_run else 'Rewrote'} {total.rows_rewritten} "
-            f"message(s) ({total.values_rewritten} value(s)): {_size(total.bytes_before)} -> "
-            f"{_size(total.bytes_after)} (saved {saved:.0%})."
-        )
+        counts = {
+            "rows": total.rows_rewritten,
+            "values": total.values_rewritten,
+            "before": _size(total.bytes_before),
+            "after": _size(total.bytes_after),
+            "saved": f"{saved:.0%}",
+        }
+        if dry_run:
+            summary = _(
+                "Dry run: would rewrite %(rows)d message(s) (%(values)d value(s)): %(before)s -> "
+                "%(after)s (saved %(saved)s)."
+            )
+        else:
+            summary = _(
+                "Rewrote %(rows)d message(s) (%(values)d value(s)): %(before)s -> %(after)s "
+                "(saved %(saved)s)."
+            )
+        summary %= counts
         if total.left_plain:
-            summary += (
-                f" {total.left_plain} long value(s) stay plain: compressing them saves nothing."
-            )
+            summary += " " + _(
+                "%(count)d long value(s) stay plain: compressing them saves nothing."
+            ) % {"count": total.left_plain}
         if total.changed_meanwhile:
-            summary += (
-                f" {total.changed_meanwhile} value(s) changed while this ran and were left "
-                "alone: run it again."
-            )
+            summary += " " + _(
+                "%(count)d value(s) changed while this ran and were left alone: run it again."
+            ) % {"count": total.changed_meanwhile}
         self.stdout.write(self.style.SUCCESS(summary))

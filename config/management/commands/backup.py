@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.audit import audit_record
 from accounts.models import AuditAction
@@ -16,17 +18,18 @@ from config.backups.manifest import FULL, INCREMENTAL, BackupError
 from config.backups.postgres import backup_postgres
 from config.backups.snapshot import BackupResult, backup_sqlite, has_tables
 from config.backups.summary import format_size
+from config.i18n import TranslatedHelpCommand
 
 
 def positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
+        raise argparse.ArgumentTypeError(_("must be 1 or more"))
     return number
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedHelpCommand):
+    help = gettext_lazy(
         "Back up the database while Parley runs. SQLite: a consistent snapshot through the "
         "sqlite3 backup API (never a copy of the live file); --full writes all of it, "
         "--incremental only the pages changed since the previous backup of the newest chain "
@@ -41,26 +44,36 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         kind = parser.add_mutually_exclusive_group()
         kind.add_argument(
-            "--full", dest="kind", action="store_const", const=FULL, help="Start a new chain."
+            "--full",
+            dest="kind",
+            action="store_const",
+            const=FULL,
+            help=gettext_lazy("Start a new chain."),
         )
         kind.add_argument(
             "--incremental",
             dest="kind",
             action="store_const",
             const=INCREMENTAL,
-            help="Only the pages changed since the previous backup (a full one if no chain).",
+            help=gettext_lazy(
+                "Only the pages changed since the previous backup (a full one if no chain)."
+            ),
         )
-        parser.add_argument("--dest", type=Path, help="Backup folder (default: DATA_DIR/backups).")
+        parser.add_argument(
+            "--dest", type=Path, help=gettext_lazy("Backup folder (default: DATA_DIR/backups).")
+        )
         parser.add_argument(
             "--keep",
             type=positive_int,
             metavar="N",
-            help="Afterwards keep the newest N chains and delete older ones.",
+            help=gettext_lazy("Afterwards keep the newest N chains and delete older ones."),
         )
         parser.add_argument(
             "--skip-empty",
             action="store_true",
-            help="Succeed quietly when there is no migrated database yet (the entrypoint).",
+            help=gettext_lazy(
+                "Succeed quietly when there is no migrated database yet (the entrypoint)."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -73,7 +86,10 @@ class Command(BaseCommand):
                 db_path = Path(connection.settings_dict["NAME"])
                 if options["skip_empty"] and not has_tables(db_path):
                     if report:
-                        report(f"No migrated database at {db_path} yet: nothing to back up.")
+                        report(
+                            _("No migrated database at %(path)s yet: nothing to back up.")
+                            % {"path": db_path}
+                        )
                     return
                 result = backup_sqlite(
                     db_path=db_path,
@@ -86,7 +102,7 @@ class Command(BaseCommand):
                 tables = connection.introspection.table_names()
                 if options["skip_empty"] and "django_migrations" not in tables:
                     if report:
-                        report("The PostgreSQL database has no tables yet: nothing to back up.")
+                        report(_("The PostgreSQL database has no tables yet: nothing to back up."))
                     return
                 result = backup_postgres(
                     connection=connection,
@@ -97,12 +113,13 @@ class Command(BaseCommand):
                 )
             else:
                 raise CommandError(
-                    f"Backups support SQLite and PostgreSQL, not {connection.vendor}."
+                    _("Backups support SQLite and PostgreSQL, not %(vendor)s.")
+                    % {"vendor": connection.vendor}
                 )
         except BackupError as error:
             raise CommandError(str(error)) from error
         except OSError as error:  # disk full, permissions: the message names the file
-            raise CommandError(f"Backup failed: {error}") from error
+            raise CommandError(_("Backup failed: %(error)s") % {"error": error}) from error
         self._audit(result)
         if report:
             self._summarize(result, report)
@@ -116,22 +133,34 @@ class Command(BaseCommand):
                 detail={"kind": manifest.kind, "name": manifest.name, "bytes": manifest.size_bytes},
             )
         except DatabaseError as error:  # e.g. the audit table awaits a pending migration
-            self.stderr.write(f"Warning: the backup was not recorded in the audit log ({error}).")
+            self.stderr.write(
+                _("Warning: the backup was not recorded in the audit log (%(error)s).")
+                % {"error": error}
+            )
 
     def _summarize(self, result: BackupResult, report: Any) -> None:
         manifest = result.manifest
         if result.note:
-            report(f"Note: {result.note}")
+            report(_("Note: %(note)s") % {"note": result.note})
         if result.pruned:
-            report(f"Deleted {len(result.pruned)} old chain(s): {', '.join(result.pruned)}")
-        pages = (
-            f", {result.pages_changed}/{result.pages_total} pages changed"
-            if result.pages_total is not None
-            else " (pg_dump)"
-        )
-        report(
-            self.style.SUCCESS(
-                f"Backup {manifest.kind} {manifest.name}: {format_size(manifest.size_bytes)}"
-                f"{pages}, {manifest.duration_seconds:.1f} s (in {result.chain_dir})"
+            report(
+                _("Deleted %(count)d old chain(s): %(names)s")
+                % {"count": len(result.pruned), "names": ", ".join(result.pruned)}
             )
-        )
+        done = {
+            "kind": manifest.kind,
+            "name": manifest.name,
+            "size": format_size(manifest.size_bytes),
+            "changed": result.pages_changed,
+            "total": result.pages_total,
+            "seconds": f"{manifest.duration_seconds:.1f}",
+            "folder": result.chain_dir,
+        }
+        if result.pages_total is not None:
+            line = _(
+                "Backup %(kind)s %(name)s: %(size)s, %(changed)s/%(total)s pages changed, "
+                "%(seconds)s s (in %(folder)s)"
+            )
+        else:
+            line = _("Backup %(kind)s %(name)s: %(size)s (pg_dump), %(seconds)s s (in %(folder)s)")
+        report(self.style.SUCCESS(line % done))

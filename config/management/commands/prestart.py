@@ -17,9 +17,11 @@ import os
 from typing import Any
 
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
+from django.utils.translation import gettext_lazy
+
+from config.i18n import TranslatedHelpCommand
 
 
 def migrations_pending(database: str = DEFAULT_DB_ALIAS) -> bool:
@@ -28,8 +30,8 @@ def migrations_pending(database: str = DEFAULT_DB_ALIAS) -> bool:
     return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedHelpCommand):
+    help = gettext_lazy(
         "Start-up steps of the entrypoint in one process: back up when migrations are "
         "pending (PARLEY_BACKUP_BEFORE_MIGRATE=false skips it; PARLEY_BACKUP_KEEP, default "
         "10, is its --keep), migrate, then mark answers left streaming as interrupted."

@@ -5,18 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.audit import audit_record
 from accounts.models import AuditAction
 from config.backups.chain import backup_root
 from config.backups.manifest import BackupError
 from config.backups.restore import RestoreResult, migration_gap, restore_sqlite
+from config.i18n import TranslatedHelpCommand
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedHelpCommand):
+    help = gettext_lazy(
         "Restore a backup. Rebuilds the chain up to the chosen backup (--at NAME, default "
         "the newest) into a new file, checks its SHA-256 against the manifest, runs PRAGMA "
         "integrity_check and foreign_key_check, and counts the stored API keys that do not "
@@ -32,23 +35,32 @@ class Command(BaseCommand):
         parser.add_argument(
             "ref",
             metavar="CHAIN_OR_BACKUP",
-            help="A chain id, a backup name, 'latest', or a path to a chain folder or manifest.",
+            help=gettext_lazy(
+                "A chain id, a backup name, 'latest', or a path to a chain folder or manifest."
+            ),
         )
-        parser.add_argument("--dest", type=Path, help="Backup folder (default: DATA_DIR/backups).")
         parser.add_argument(
-            "--at", metavar="BACKUP", help="Restore up to this backup of the chain."
+            "--dest", type=Path, help=gettext_lazy("Backup folder (default: DATA_DIR/backups).")
+        )
+        parser.add_argument(
+            "--at", metavar="BACKUP", help=gettext_lazy("Restore up to this backup of the chain.")
         )
         where = parser.add_mutually_exclusive_group(required=True)
         where.add_argument(
-            "--to", type=Path, metavar="PATH", help="Write the restored database here."
+            "--to",
+            type=Path,
+            metavar="PATH",
+            help=gettext_lazy("Write the restored database here."),
         )
         where.add_argument(
-            "--replace", action="store_true", help="Replace the live database (server stopped)."
+            "--replace",
+            action="store_true",
+            help=gettext_lazy("Replace the live database (server stopped)."),
         )
         parser.add_argument(
             "--force",
             action="store_true",
-            help="--replace even though another process has the database open.",
+            help=gettext_lazy("--replace even though another process has the database open."),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -57,9 +69,13 @@ class Command(BaseCommand):
             connection = connections[DEFAULT_DB_ALIAS]
             if connection.vendor != "sqlite":
                 raise CommandError(
-                    f"--replace restores SQLite databases and this one is {connection.vendor}. "
-                    "Restore with --to PATH, then move the data across with dumpdata/loaddata "
-                    "(docs/operations.md); restore pg_dump backups with pg_restore."
+                    _(
+                        "--replace restores SQLite databases and this one is %(vendor)s. "
+                        "Restore with --to PATH, then move the data across with "
+                        "dumpdata/loaddata (docs/operations.md); restore pg_dump backups with "
+                        "pg_restore."
+                    )
+                    % {"vendor": connection.vendor}
                 )
             replace = Path(connection.settings_dict["NAME"]).resolve()
         connections.close_all()  # this process must not hold the file we replace
@@ -73,9 +89,11 @@ class Command(BaseCommand):
                 force=options["force"],
             )
         except BackupError as error:
-            raise CommandError(f"Restore failed, nothing was changed: {error}") from error
+            raise CommandError(
+                _("Restore failed, nothing was changed: %(error)s") % {"error": error}
+            ) from error
         except OSError as error:  # disk full, permissions: the message names the file
-            raise CommandError(f"Restore failed: {error}") from error
+            raise CommandError(_("Restore failed: %(error)s") % {"error": error}) from error
         self._report(result, options["verbosity"])
         if replace is not None:
             connections.close_all()
@@ -85,39 +103,52 @@ class Command(BaseCommand):
         target, check = result.target, result.check
         if verbosity >= 1:
             self.stdout.write(
-                f"Rebuilt {target.name} (chain {target.chain}, {result.backups_applied} "
-                "backup(s)): SHA-256 matches, integrity_check ok, foreign_key_check ok."
+                _(
+                    "Rebuilt %(name)s (chain %(chain)s, %(count)d backup(s)): SHA-256 matches, "
+                    "integrity_check ok, foreign_key_check ok."
+                )
+                % {"name": target.name, "chain": target.chain, "count": result.backups_applied}
             )
         if check.api_key_problem:
             self.stderr.write(
                 self.style.WARNING(
-                    f"Warning: could not try the {check.api_keys} stored API key(s): "
-                    f"{check.api_key_problem}"
+                    _("Warning: could not try the %(count)d stored API key(s): %(problem)s")
+                    % {"count": check.api_keys, "problem": check.api_key_problem}
                 )
             )
         elif check.api_keys_unreadable:
             self.stderr.write(
                 self.style.WARNING(
-                    f"Warning: {check.api_keys_unreadable} of {check.api_keys} stored API key(s) "
-                    "do not decrypt with the current encryption keys: those models will ask for "
-                    "the key again, unless you restore the matching encryption_keys file."
+                    _(
+                        "Warning: %(unreadable)d of %(count)d stored API key(s) do not decrypt "
+                        "with the current encryption keys: those models will ask for the key "
+                        "again, unless you restore the matching encryption_keys file."
+                    )
+                    % {"unreadable": check.api_keys_unreadable, "count": check.api_keys}
                 )
             )
         elif verbosity >= 1:
             self.stdout.write(
-                f"All {check.api_keys} stored API key(s) decrypt with the current keys."
+                _("All %(count)d stored API key(s) decrypt with the current keys.")
+                % {"count": check.api_keys}
             )
         pending, unknown = migration_gap(target.migrations)
         if verbosity >= 1 and pending:
             self.stdout.write(
-                f"The backup predates {len(pending)} migration(s) of this code: the next "
-                "`migrate` (the entrypoint runs it) applies them."
+                _(
+                    "The backup predates %(count)d migration(s) of this code: the next "
+                    "`migrate` (the entrypoint runs it) applies them."
+                )
+                % {"count": len(pending)}
             )
         if unknown:
             self.stderr.write(
                 self.style.WARNING(
-                    f"Warning: the backup has {len(unknown)} migration(s) this code does not know "
-                    f"(taken by Parley {target.parley_version}): run that version, or newer."
+                    _(
+                        "Warning: the backup has %(count)d migration(s) this code does not know "
+                        "(taken by Parley %(version)s): run that version, or newer."
+                    )
+                    % {"count": len(unknown), "version": target.parley_version}
                 )
             )
         if verbosity >= 1:
@@ -125,12 +156,16 @@ class Command(BaseCommand):
                 kept = ", ".join(path.name for path in result.moved_aside)
                 self.stdout.write(
                     self.style.SUCCESS(
-                        f"Replaced {result.written_to}; the previous files are kept as {kept}."
+                        _("Replaced %(path)s; the previous files are kept as %(kept)s.")
+                        % {"path": result.written_to, "kept": kept}
                     )
                 )
             else:
                 self.stdout.write(
-                    self.style.SUCCESS(f"Restored to {result.written_to}. Nothing else changed.")
+                    self.style.SUCCESS(
+                        _("Restored to %(path)s. Nothing else changed.")
+                        % {"path": result.written_to}
+                    )
                 )
 
     def _audit(self, result: RestoreResult) -> None:
@@ -145,4 +180,7 @@ class Command(BaseCommand):
                 },
             )
         except DatabaseError as error:
-            self.stderr.write(f"Warning: the restore was not recorded in the audit log ({error}).")
+            self.stderr.write(
+                _("Warning: the restore was not recorded in the audit log (%(error)s).")
+                % {"error": error}
+            )

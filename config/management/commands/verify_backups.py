@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from config.backups.chain import backup_root
 from config.backups.verify import BackupCheck, verify_all
+from config.i18n import TranslatedHelpCommand
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedHelpCommand):
+    help = gettext_lazy(
         "Check every backup: each chain is rebuilt in a temporary place, backup after "
         "backup; every file must match the SHA-256 in its manifest, and every rebuilt "
         "database its recorded SHA-256 and PRAGMA integrity_check (pg_dump archives: "
@@ -23,7 +26,9 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dest", type=Path, help="Backup folder (default: DATA_DIR/backups).")
+        parser.add_argument(
+            "--dest", type=Path, help=gettext_lazy("Backup folder (default: DATA_DIR/backups).")
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         dest = backup_root(options["dest"])
@@ -40,16 +45,22 @@ class Command(BaseCommand):
         results = verify_all(dest, report=show)
         if not results:
             if verbosity >= 1:
-                self.stdout.write(f"No backups in {dest}.")
+                self.stdout.write(_("No backups in %(path)s.") % {"path": dest})
             return
         broken = [check for check in results if not check.ok]
         chains = len({check.chain for check in results})
         if verbosity >= 1:
             self.stdout.write(
-                f"{len(results)} backup(s) in {chains} chain(s): "
-                f"{len(results) - len(broken)} ok, {len(broken)} broken."
+                _("%(count)d backup(s) in %(chains)d chain(s): %(ok)d ok, %(broken)d broken.")
+                % {
+                    "count": len(results),
+                    "chains": chains,
+                    "ok": len(results) - len(broken),
+                    "broken": len(broken),
+                }
             )
         if broken:
             raise CommandError(
-                f"{len(broken)} broken backup(s): {', '.join(check.name for check in broken)}"
+                _("%(count)d broken backup(s): %(names)s")
+                % {"count": len(broken), "names": ", ".join(check.name for check in broken)}
             )

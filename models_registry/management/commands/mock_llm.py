@@ -5,35 +5,52 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
+from django.utils.text import format_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from config.i18n import TranslatedHelpCommand
 from models_registry.mock_llm import FAULTS, make_server
 
 
-class Command(BaseCommand):
-    help = (
-        "Serve an OpenAI-compatible mock model (no provider, no network) so Parley can be "
-        "tried and tested offline. Answers are deterministic; faults are chosen per request "
-        "with an X-Mock-Fault header, a [mock:FAULT] directive in the message or the model "
-        f"id mock-FAULT. Faults: {', '.join(FAULTS)}."
+class Command(TranslatedHelpCommand):
+    help = format_lazy(
+        gettext_lazy(
+            "Serve an OpenAI-compatible mock model (no provider, no network) so Parley can be "
+            "tried and tested offline. Answers are deterministic; faults are chosen per request "
+            "with an X-Mock-Fault header, a [mock:FAULT] directive in the message or the model "
+            "id mock-FAULT. Faults: {faults}."
+        ),
+        faults=", ".join(FAULTS),
     )
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
-        parser.add_argument("--port", type=int, default=9999, help="Port (0 picks a free one).")
         parser.add_argument(
-            "--delay-ms", type=int, default=0, help="Pause between streamed tokens, in ms."
+            "--host", default="127.0.0.1", help=gettext_lazy("Address to listen on.")
         )
         parser.add_argument(
-            "--tokens", type=int, default=None, help="Make every answer exactly N word tokens."
+            "--port", type=int, default=9999, help=gettext_lazy("Port (0 picks a free one).")
+        )
+        parser.add_argument(
+            "--delay-ms",
+            type=int,
+            default=0,
+            help=gettext_lazy("Pause between streamed tokens, in ms."),
+        )
+        parser.add_argument(
+            "--tokens",
+            type=int,
+            default=None,
+            help=gettext_lazy("Make every answer exactly N word tokens."),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["delay_ms"] < 0:
-            raise CommandError("--delay-ms must be 0 or more.")
+            raise CommandError(_("--delay-ms must be 0 or more."))
         if options["tokens"] is not None and options["tokens"] < 1:
-            raise CommandError("--tokens must be 1 or more.")
+            raise CommandError(_("--tokens must be 1 or more."))
         try:
             server = make_server(
                 options["host"],
@@ -44,13 +61,17 @@ class Command(BaseCommand):
             )
         except OSError as exc:
             raise CommandError(
-                f"Cannot listen on {options['host']}:{options['port']}: {exc.strerror}"
+                _("Cannot listen on %(host)s:%(port)s: %(error)s")
+                % {"host": options["host"], "port": options["port"], "error": exc.strerror}
             ) from exc
         # SIGTERM (docker stop, a test's terminate()) stops as cleanly as Ctrl-C.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         self.stdout.write(
-            f"Mock LLM listening on {server.base_url} - point a model at API base URL "
-            f"{server.base_url}, model mock-model, any API key. Ctrl-C stops it."
+            _(
+                "Mock LLM listening on %(url)s - point a model at API base URL %(url)s, model "
+                "mock-model, any API key. Ctrl-C stops it."
+            )
+            % {"url": server.base_url}
         )
         self.stdout.flush()
         try:
@@ -59,4 +80,4 @@ class Command(BaseCommand):
             pass
         finally:
             server.server_close()
-        self.stdout.write("Mock LLM stopped.")
+        self.stdout.write(_("Mock LLM stopped."))
