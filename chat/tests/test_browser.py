@@ -723,11 +723,25 @@ rows = Message.objects.bulk_create(
     Message(
         session=session,
         role="user" if i % 2 else "assistant",
-        content="A snow leopard, 雪豹, was seen today" if i == 3 else f"Zoo message {{i}}",
+        # Long enough to be stored compressed: search must look inside compressed text.
+        content=(
+            "A snow leopard, 雪豹, was seen today. " + "The keepers wrote a long report. " * 60
+            if i == 3
+            else f"Zoo message {{i}}"
+        ),
     )
     for i in range(1, 81)
 )
 search.index_stored(Message.objects.filter(session=session))  # written past the services
+stranger, _ = User.objects.get_or_create(username="stranger")
+theirs = ChatSession.objects.create(user=stranger, title="Stranger's zoo", message_count=1)
+Message.objects.create(session=theirs, role="user", content="雪豹 zoo")
+search.index_stored(Message.objects.filter(session=theirs))
+from chat.fields import stored_kind
+from django.db import connection
+with connection.cursor() as cursor:
+    cursor.execute("SELECT content FROM chat_message WHERE id = %s", [rows[2].pk])
+    assert stored_kind(bytes(cursor.fetchone()[0])) == 1  # zlib
 print(json.dumps([session.pk, rows[2].pk]))
 """
 
@@ -742,6 +756,7 @@ def test_search_finds_an_old_message_and_jumps_to_it(page, site, browser):
     expect(page.get_by_role("heading", name="In messages")).to_be_visible()
     hit = page.locator(".search-hit a", has_text="Notes from the zoo")
     expect(hit.locator("mark")).to_have_text("雪豹")
+    expect(page.get_by_text("Stranger")).to_have_count(0)  # another user's chat never shows
     hit.click()
     # 77 newer messages: the page around it, not the newest 50, is opened.
     expect(page).to_have_url(re.compile(rf"/chats/{chat_id}/\?before=\d+#message-{message_id}$"))
@@ -755,6 +770,7 @@ def test_search_finds_an_old_message_and_jumps_to_it(page, site, browser):
     checker.goto("/chats/?q=zoo")
     expect(checker.get_by_role("heading", name="In chat titles")).to_be_visible()
     expect(checker.locator(".search-hit a mark").first).to_have_text("zoo")
+    expect(checker.get_by_text("Stranger")).to_have_count(0)
     assert axe_violations(checker) == []
     context.close()
 
