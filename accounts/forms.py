@@ -6,11 +6,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.utils import timezone
+from django.utils.translation import get_language_info, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.audit import client_ip
 from accounts.models import AuditAction, User
@@ -147,6 +148,11 @@ class PreferencesForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         from chat.selectors import models_for_user
 
+        # Each language named in itself, as the top bar's switcher does.
+        self.fields["language"].choices = [
+            ("", _("Browser's language")),
+            *((code, get_language_info(code)["name_local"]) for code, _name in settings.LANGUAGES),
+        ]
         allowed = [m.pk for m in models_for_user(self.instance)]
         field = self.fields["default_model"]
         field.queryset = field.queryset.filter(pk__in=allowed).order_by("owner_id", "name")

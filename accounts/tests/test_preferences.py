@@ -128,3 +128,9 @@ def test_the_own_system_prompt_goes_first_in_chats_started_after_it_is_set(bob, 
 @pytest.mark.django_db
 def test_the_page_needs_a_login(client):
     assert client.get("/accounts/preferences/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_languages_are_named_in_themselves(bob_client):
+    page = bob_client.get("/accounts/preferences/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert ">简体中文</option>" in page and ">English</option>" in page
