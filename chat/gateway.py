@@ -15,6 +15,7 @@ always English (``config.i18n.API_LANGUAGE``), whatever the caller's Accept-Lang
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -195,8 +196,6 @@ class CompletionRequest:
     include_usage: bool = False
     trim: bool = False
     prompt_tokens: int | None = None  # counted here when trimming, else only if needed
-    dropped: int = 0  # messages left out by trimming
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_request(user: User, body: bytes) -> CompletionRequest:
@@ -377,7 +376,6 @@ def _trim_to_window(request: CompletionRequest) -> None:
             code="context_length_exceeded",
         )
     kept = set(window.kept_ids)
-    request.dropped = len(others) - len(kept)
     request.messages = system + [m for i, m in enumerate(others) if i in kept]
     request.prompt_tokens = system_tokens + window.tokens + REPLY_PRIMING
 
@@ -509,13 +507,19 @@ def _chunks(
     answer = Answer()
     ident, created, model = completion_id(), int(time.time()), request.model_config.public_id
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> bytes:
+    def chunk(
+        delta: dict[str, Any] | None, finish_reason: str | None = None, **extra: Any
+    ) -> bytes:
+        """One chunk event; ``delta=None`` is the choice-less chunk that carries the usage."""
+        choices = (
+            [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+        )
         body = {
             "id": ident,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            "choices": choices,
             **extra,
         }
         return sse(body)
@@ -523,8 +527,7 @@ def _chunks(
     finished = False
     try:
         yield chunk({"role": "assistant", "content": ""})
-        pending = [first]
-        for item in _chain(pending, items):
+        for item in itertools.chain([first], items):
             if isinstance(item, StreamDelta):
                 answer.content.append(item.content)
                 answer.reasoning.append(item.reasoning)
@@ -544,15 +547,7 @@ def _chunks(
         finished = True
         yield chunk({}, answer.finish_reason or "stop")
         if request.include_usage:
-            body = {
-                "id": ident,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [],
-                "usage": usage,
-            }
-            yield sse(body)
+            yield chunk(None, usage=usage)
         yield b"data: [DONE]\n\n"
     except UpstreamError as error:
         yield sse(upstream_api_error(error).payload())
@@ -561,11 +556,6 @@ def _chunks(
         if not finished:
             # Cut off (the caller went away, or the upstream failed): count what was used.
             finish(user, request, answer, store=False)
-
-
-def _chain(first: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
-    yield from first
-    yield from rest
 
 
 def finish(

@@ -140,6 +140,22 @@ def upstream_client_or_error(model_config: ModelConfig) -> tuple[UpstreamClient 
         return None, " ".join(error.messages)
 
 
+def start_upstream_call(
+    model_config: ModelConfig, context: Context
+) -> tuple[UpstreamCall | None, str]:
+    """The running upstream call for ``context``, or none and why (key, unsafe URL)."""
+    client, error = upstream_client_or_error(model_config)
+    if client is None:
+        return None, error
+    call = UpstreamCall(
+        client,
+        model=model_config.model,
+        messages=context.messages,
+        max_tokens=model_config.max_output_tokens,
+    )
+    return call, ""
+
+
 def start_answer(pending: PendingTurn) -> tuple[Turn, AnswerStream | None]:
     """Ask the upstream first, then save the message while it thinks.
 
@@ -152,15 +168,7 @@ def start_answer(pending: PendingTurn) -> tuple[Turn, AnswerStream | None]:
     context = build_context(
         session, model_config, pending=(MessageRole.USER.value, pending.text, pending.tokens)
     )
-    client, client_error = upstream_client_or_error(model_config)
-    call = None
-    if client is not None:
-        call = UpstreamCall(
-            client,
-            model=model_config.model,
-            messages=context.messages,
-            max_tokens=model_config.max_output_tokens,
-        )
+    call, client_error = start_upstream_call(model_config, context)
     try:
         turn = commit_turn(pending)
     except BaseException:
@@ -216,15 +224,8 @@ class AnswerStream:
             if context is None:
                 context = build_context(self.session, model_config, before_id=self.placeholder.pk)
                 self._context = context  # its token count is the usage fallback
-                client, answer.error = upstream_client_or_error(model_config)
-                if client is not None:
-                    # Under way before `start` is sent: the upstream's wait overlaps it.
-                    self._call = UpstreamCall(
-                        client,
-                        model=model_config.model,
-                        messages=context.messages,
-                        max_tokens=model_config.max_output_tokens,
-                    )
+                # Under way before `start` is sent: the upstream's wait overlaps it.
+                self._call, answer.error = start_upstream_call(model_config, context)
             yield sse_event(
                 "start",
                 {

@@ -46,10 +46,14 @@ class UserChatMixin(LoginRequiredMixin):
     """Every chat view reaches chats only through the user's own queryset: others are 404."""
 
     def get_session(self) -> ChatSession:
-        return get_object_or_404(
+        session = get_object_or_404(
             selectors.sessions_for(self.request.user).select_related("model_config"),
             pk=self.kwargs["pk"],
         )
+        # Found through the user's own chats, so the owner is the requesting user: no
+        # query to load it again (the final save records usage for it).
+        session.user = self.request.user
+        return session
 
 
 class SidebarMixin:
