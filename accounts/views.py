@@ -20,6 +20,7 @@ from django.views import View
 from django.views.generic import FormView, TemplateView
 
 from accounts import api_tokens, services, usage
+from accounts.backends import PARLEY_BACKEND
 from accounts.forms import (
     ApiChatsForm,
     ApiTokenForm,
@@ -56,7 +57,7 @@ class SignupView(FormView):
             )
         except services.SignupClosed:
             return self._closed(self.request)
-        login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(self.request, user, backend=PARLEY_BACKEND)
         if not user.approved:
             return redirect("accounts:pending")
         messages.success(self.request, _("Welcome to Parley, %(name)s.") % {"name": user.username})

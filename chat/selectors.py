@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from django.utils.safestring import SafeString
 
 from chat import search
 from chat.models import ChatSession, Message
+from config.rows import ModelColumns, fetch_one, is_storable_id
 from models_registry.models import ModelConfig
 
 if TYPE_CHECKING:
@@ -39,6 +41,37 @@ def models_for_user(user: User) -> list[ModelConfig]:
 
 def sessions_for(user: User) -> QuerySet[ChatSession]:
     return ChatSession.objects.filter(user=user)
+
+
+@functools.cache
+def _chat_and_model() -> tuple[ModelColumns[ChatSession], ModelColumns[ModelConfig], str]:
+    chat, model = ModelColumns(ChatSession, "c"), ModelColumns(ModelConfig, "m")
+    sql = (
+        f"SELECT {chat.sql}, {model.sql} FROM {chat.table} "  # noqa: S608 - model names only
+        f"LEFT JOIN {model.table} ON m.id = c.model_config_id "
+        "WHERE c.id = %s AND c.user_id = %s"
+    )
+    return chat, model, sql
+
+
+def user_chat(user: User, pk: int) -> ChatSession | None:
+    """The user's own chat ``pk`` with its model loaded, or None (another user's, gone).
+
+    What ``sessions_for(user).select_related("model_config").get(pk=pk)`` finds, in one
+    precompiled SELECT (``config.rows``): every chat request starts with it, the send
+    path before the upstream is asked. The owner is the requesting user, so it is set
+    without a query.
+    """
+    if not is_storable_id(pk):
+        return None
+    chat_columns, model_columns, sql = _chat_and_model()
+    row = fetch_one(sql, [pk, user.pk])
+    if row is None:
+        return None
+    chat = chat_columns.instance(row[: len(chat_columns)])
+    chat.model_config = model_columns.instance(row[len(chat_columns) :])
+    chat.user = user
+    return chat
 
 
 def encode_cursor(session: ChatSession) -> str:

@@ -29,6 +29,7 @@ from chat.context import system_prompt_for
 from chat.models import ChatSession, Message, MessageRole, MessageStatus
 from chat.tokens import count_message_tokens
 from chat.window import context_budget
+from config.rows import insert_all
 from config.services import get_system_setting
 from models_registry.models import ModelConfig
 
@@ -312,26 +313,18 @@ def commit_turn(pending: PendingTurn) -> Turn:
             )
             # One INSERT for both rows (ids come back through RETURNING): this is the
             # hot path of every message, and its lock is held until the commit.
-            user_message, placeholder = Message.objects.bulk_create(
-                [
-                    Message(
-                        session=session,
-                        role=MessageRole.USER,
-                        content=pending.text,
-                        token_count=pending.tokens,
-                        status=MessageStatus.COMPLETE,
-                        client_id=pending.client_id,
-                    ),
-                    Message(
-                        session=session,
-                        role=MessageRole.ASSISTANT,
-                        status=MessageStatus.STREAMING,
-                    ),
-                ]
+            user_message = Message(
+                session=session,
+                role=MessageRole.USER,
+                content=pending.text,
+                token_count=pending.tokens,
+                status=MessageStatus.COMPLETE,
+                client_id=pending.client_id,
             )
-            # RETURNING does not promise row order; insertion order (one statement, under
-            # the write lock) does: the user's message has the lower id.
-            user_message.pk, placeholder.pk = sorted((user_message.pk, placeholder.pk))
+            placeholder = Message(
+                session=session, role=MessageRole.ASSISTANT, status=MessageStatus.STREAMING
+            )
+            insert_all([user_message, placeholder])
             search.index_messages([(user_message.pk, session.pk, session.user_id, pending.text)])
     except IntegrityError:
         # Two copies of one POST raced: the other one won; answer with its turn.

@@ -16,7 +16,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -46,13 +46,9 @@ class UserChatMixin(LoginRequiredMixin):
     """Every chat view reaches chats only through the user's own queryset: others are 404."""
 
     def get_session(self) -> ChatSession:
-        session = get_object_or_404(
-            selectors.sessions_for(self.request.user).select_related("model_config"),
-            pk=self.kwargs["pk"],
-        )
-        # Found through the user's own chats, so the owner is the requesting user: no
-        # query to load it again (the final save records usage for it).
-        session.user = self.request.user
+        session = selectors.user_chat(self.request.user, self.kwargs["pk"])
+        if session is None:
+            raise Http404
         return session
 
 

@@ -171,6 +171,10 @@ PARLEY_SINGLE_USER_NAME = env.str("PARLEY_SINGLE_USER_NAME", default="admin")
 PARLEY_LOGIN_FAILURE_LIMIT = env.int("PARLEY_LOGIN_FAILURE_LIMIT", default=5)
 PARLEY_LOGIN_LOCKOUT_SECONDS = env.int("PARLEY_LOGIN_LOCKOUT_SECONDS", default=900)
 
+# Django's database sessions and ModelBackend, each loaded by one precompiled SELECT on
+# every signed-in request (config/rows.py).
+SESSION_ENGINE = "accounts.sessions"
+AUTHENTICATION_BACKENDS = ["accounts.backends.UserBackend"]
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 24 * 14)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

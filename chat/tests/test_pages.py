@@ -178,6 +178,13 @@ def test_export_as_markdown_and_json(bob_client, bob, model):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("pk", ["0", str(2**63), "9" * 40])
+def test_a_chat_id_no_row_can_have_is_a_404(bob_client, pk):
+    assert bob_client.get(f"/chats/{pk}/").status_code == 404
+    assert bob_client.post(f"/chats/{pk}/send/", {"content": "hi"}).status_code == 404
+
+
+@pytest.mark.django_db
 def test_bob_gets_404_on_every_url_and_action_of_alices_chat(bob_client, alice, model):
     chat = make_chat(alice, model, title="Alice's secret plans", messages=3)
     pk = chat.pk

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -12,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 
 from models_registry.client import (
     Completion,
@@ -425,16 +427,16 @@ def test_a_key_that_cannot_go_in_a_header_is_refused_without_showing_it(session,
 # --- how every call is made --------------------------------------------------------------
 
 
-class RecordingSession(requests.Session):
-    """Records the keyword arguments of each call, then raises the given exception."""
+class RecordingAdapter(HTTPAdapter):
+    """Records each request its session sends through it, then raises the given exception."""
 
     def __init__(self, exception: Exception) -> None:
         super().__init__()
         self.exception = exception
-        self.calls: list[dict] = []
+        self.calls: list[tuple[requests.PreparedRequest, dict]] = []
 
-    def request(self, method, url, **kwargs):
-        self.calls.append({"method": method, "url": url, **kwargs})
+    def send(self, request, **kwargs):
+        self.calls.append((request, kwargs))
         raise self.exception
 
 
@@ -448,19 +450,43 @@ class RecordingSession(requests.Session):
     ],
 )
 def test_every_call_goes_through_the_given_session_with_safe_options(exception, kind):
-    session = RecordingSession(exception)
+    session = requests.Session()
+    adapter = RecordingAdapter(exception)
+    session.mount("http://", adapter)
     client = UpstreamClient(
         "http://10.0.0.1:8080/v1", KEY, session=session, connect_timeout=4, idle_timeout=30
     )
     with pytest.raises(UpstreamError) as caught:
         list(client.stream(model="m", messages=MESSAGES))
     assert caught.value.kind == kind
-    (call,) = session.calls
-    assert call["url"] == "http://10.0.0.1:8080/v1/chat/completions"
-    assert call["allow_redirects"] is False
-    assert call["stream"] is True
-    assert call["timeout"] == (4, 30)
-    assert call["headers"]["Authorization"] == f"Bearer {KEY}"
+    ((request, options),) = adapter.calls
+    assert request.method == "POST"
+    assert request.url == "http://10.0.0.1:8080/v1/chat/completions"
+    assert options["stream"] is True
+    assert options["timeout"] == (4, 30)
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.headers["Content-Type"] == "application/json"
+    assert json.loads(request.body)["messages"] == MESSAGES
+    assert int(request.headers["Content-Length"]) == len(request.body)
+
+
+def test_a_body_json_cannot_carry_is_refused_before_sending(mock_llm):
+    client = UpstreamClient(mock_llm.base_url)
+    with pytest.raises(UpstreamError) as caught:
+        list(client.stream(model="m", messages=MESSAGES, temperature=float("nan")))
+    assert caught.value.kind == ErrorKind.UPSTREAM_ERROR
+    assert len(mock_llm.requests) == 0
+
+
+def test_a_netrc_entry_never_replaces_the_api_key(mock_llm, tmp_path, monkeypatch):
+    """requests would send ~/.netrc credentials as Basic auth over our Bearer key."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password other-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    list(UpstreamClient(mock_llm.base_url, KEY).stream(model="m", messages=MESSAGES))
+    (request,) = mock_llm.requests
+    assert request.headers["authorization"] == f"Bearer {KEY}"
 
 
 def test_the_shared_session_is_one_per_process_and_the_default(mock_llm):
@@ -484,7 +510,9 @@ def stub():
     ``state.script(write, stopping)`` replaces the body with timed writes when set.
     """
     stopping = threading.Event()
-    state = SimpleNamespace(status=200, body=b"", content_type="text/event-stream", script=None)
+    state = SimpleNamespace(
+        status=200, body=b"", content_type="text/event-stream", script=None, paths=[]
+    )
 
     def reply(status: int, body: str | bytes, content_type: str = "application/json") -> None:
         state.status, state.content_type = status, content_type
@@ -493,6 +521,7 @@ def stub():
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            state.paths.append(self.path)
             self.send_response(state.status)
             self.send_header("Content-Type", state.content_type)
             self.end_headers()
@@ -520,6 +549,26 @@ def stub():
 
 def sse(*events: str) -> str:
     return "".join(f"data: {event}\n\n" for event in events)
+
+
+def test_system_models_reach_their_server_through_the_environments_proxy(stub, monkeypatch):
+    """Operators behind a proxy set HTTP(S)_PROXY; NO_PROXY exempts hosts; both are read per
+    call (a changed variable counts at once, although the reading is cached)."""
+    body = sse('{"choices":[{"delta":{"content":"via proxy"}}]}', "[DONE]")
+    stub.reply(200, body, "text/event-stream")
+    monkeypatch.setenv("HTTP_PROXY", stub.base_url.removesuffix("/v1"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = UpstreamClient("http://models.example.invalid/v1", KEY, session=requests.Session())
+    items = list(client.stream(model="m", messages=MESSAGES))
+    assert items[0] == StreamDelta("via proxy", "")
+    assert stub.paths == ["http://models.example.invalid/v1/chat/completions"]
+
+    monkeypatch.setenv("NO_PROXY", "models.example.invalid")
+    with pytest.raises(UpstreamError) as caught:  # now direct: the name does not resolve
+        list(client.stream(model="m", messages=MESSAGES))
+    assert caught.value.kind == ErrorKind.UNREACHABLE
+    assert len(stub.paths) == 1
 
 
 def stub_stream(stub, session, body: str, content_type: str = "text/event-stream"):
