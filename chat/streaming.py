@@ -50,6 +50,27 @@ HEARTBEAT_SECONDS = 10.0  # touch the placeholder so the sweep knows this stream
 STALE_AFTER_SECONDS = 60.0  # a streaming row untouched this long belonged to a dead worker
 PING_SECONDS = 15.0
 STOP_CHECK_SECONDS = 0.25
+# How many items the upstream reader may parse ahead of the relay: few until the relay
+# takes the first one, so a fast upstream cannot keep the reader parsing (and holding
+# the GIL) while the request thread saves the message and sends the first token (with
+# a zero-delay model the whole answer used to be parsed first: docs/performance.md);
+# then many, so a long answer costs few thread switches.
+FIRST_READ_AHEAD = 2
+READ_AHEAD = 64
+
+
+class _ReadAheadQueue(queue.Queue):
+    """A queue bounded at FIRST_READ_AHEAD until its first item is taken, then READ_AHEAD."""
+
+    def __init__(self) -> None:
+        super().__init__(maxsize=FIRST_READ_AHEAD)
+
+    def _get(self) -> tuple[str, object]:
+        # Called with the queue's lock held; get() then wakes a waiting put().
+        self.maxsize = READ_AHEAD
+        return super()._get()
+
+
 STOP_FLAG_TTL = 600
 UNEXPECTED_ERROR = gettext_lazy("Parley hit an unexpected error while reading the answer.")
 
@@ -105,7 +126,7 @@ class UpstreamCall:
     def __init__(
         self, client: UpstreamClient, *, model: str, messages: list[dict], max_tokens: int
     ) -> None:
-        self.items: queue.Queue[tuple[str, object]] = queue.Queue()
+        self.items: queue.Queue[tuple[str, object]] = _ReadAheadQueue()
         self._cancelled = threading.Event()
         self._args = (client, model, messages, max_tokens)
         run_in_helper_thread(self._read)
@@ -113,21 +134,31 @@ class UpstreamCall:
     def cancel(self) -> None:
         self._cancelled.set()
 
+    def _put(self, kind: str, payload: object) -> bool:
+        """Hand one item over, waiting while the relay is behind (see READ_AHEAD); False
+        once the call is cancelled (nobody will take it)."""
+        while not self._cancelled.is_set():
+            try:
+                self.items.put((kind, payload), timeout=STOP_CHECK_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def _read(self) -> None:
         client, model, messages, max_tokens = self._args
         try:
             for item in client.stream(model=model, messages=messages, max_tokens=max_tokens):
-                if self._cancelled.is_set():
+                if not self._put("item", item):
                     return
-                self.items.put(("item", item))
         except UpstreamError as error:
             # Lazy: this helper thread has no language; the request thread translates it.
-            self.items.put(("error", error.user_message))
+            self._put("error", error.user_message)
         except Exception:  # a bug must still end the answer, with a reason, not hang it
             logger.exception("reading an upstream stream failed")
-            self.items.put(("error", UNEXPECTED_ERROR))
+            self._put("error", UNEXPECTED_ERROR)
         finally:
-            self.items.put(("end", None))
+            self._put("end", None)
 
 
 def upstream_client_or_error(model_config: ModelConfig) -> tuple[UpstreamClient | None, str]:
