@@ -11,6 +11,7 @@ between items. docs/i18n.md says how Parley chooses a language.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -26,7 +27,7 @@ API_LANGUAGE = "en"
 def in_language(items: Iterator[T], language: str | None) -> Iterator[T]:
     """``items`` with ``language`` active while each one is made (None: translations off)."""
     while True:
-        with translation.override(language):
+        with _speaking(language):
             try:
                 item = next(items)
             except StopIteration:
@@ -35,11 +36,19 @@ def in_language(items: Iterator[T], language: str | None) -> Iterator[T]:
             yield item
         except GeneratorExit:
             # Closed early (the client went away): the stream's clean-up speaks it too.
-            with translation.override(language):
+            with _speaking(language):
                 close = getattr(items, "close", None)
                 if close is not None:
                     close()
             raise
+
+
+def _speaking(language: str | None) -> AbstractContextManager[object]:
+    """``translation.override(language)``, or nothing when the thread speaks it already
+    (the usual case: the request's own thread; a switch costs two writes per event)."""
+    if translation.get_language() == language:
+        return nullcontext()
+    return translation.override(language)
 
 
 class TranslatedHelpCommand(BaseCommand):

@@ -13,6 +13,7 @@ The key file is re-read when it changes, so running workers pick up a rotation d
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import threading
@@ -117,7 +118,14 @@ def _current_keys() -> list[bytes]:
 
 
 def _fernet() -> MultiFernet:
-    return MultiFernet([Fernet(key) for key in _current_keys()])
+    return _multi_fernet(tuple(_current_keys()))
+
+
+@functools.lru_cache(maxsize=4)
+@sensitive_variables("keys")
+def _multi_fernet(keys: tuple[bytes, ...]) -> MultiFernet:
+    # Built once per key set: every upstream call decrypts its model's key.
+    return MultiFernet([Fernet(key) for key in keys])
 
 
 def validate_keys() -> int:
