@@ -129,6 +129,10 @@ def test_rotation_keeps_old_ciphertexts_readable_then_retires_the_old_key(fresh_
     for model in models:
         model.refresh_from_db()
         assert model.get_api_key() == SECRET
+    # Opened (and remembered) before, but the key that opened them is gone now.
+    for token in old_tokens:
+        with pytest.raises(crypto.DecryptionFailed):
+            crypto.decrypt(token)
     assert key_management.check_encryption_keys(None) == []
 
 
