@@ -50,24 +50,28 @@ HEARTBEAT_SECONDS = 10.0  # touch the placeholder so the sweep knows this stream
 STALE_AFTER_SECONDS = 60.0  # a streaming row untouched this long belonged to a dead worker
 PING_SECONDS = 15.0
 STOP_CHECK_SECONDS = 0.25
-# How many items the upstream reader may parse ahead of the relay: few until the relay
-# takes the first one, so a fast upstream cannot keep the reader parsing (and holding
-# the GIL) while the request thread saves the message and sends the first token (with
-# a zero-delay model the whole answer used to be parsed first: docs/performance.md);
+# How many items the upstream reader may parse ahead of the relay: one until the first
+# has been relayed, so a fast upstream cannot keep the reader parsing (and holding the
+# GIL) while the request thread saves the message and writes the first token (with a
+# zero-delay model the whole answer used to be parsed first: docs/performance.md);
 # then many, so a long answer costs few thread switches.
-FIRST_READ_AHEAD = 2
+FIRST_READ_AHEAD = 1
 READ_AHEAD = 64
 
 
 class _ReadAheadQueue(queue.Queue):
-    """A queue bounded at FIRST_READ_AHEAD until its first item is taken, then READ_AHEAD."""
+    """A queue bounded at FIRST_READ_AHEAD until the relay asks for its second item (the
+    first is written to the browser by then), then at READ_AHEAD."""
 
     def __init__(self) -> None:
         super().__init__(maxsize=FIRST_READ_AHEAD)
+        self.taken = 0
 
     def _get(self) -> tuple[str, object]:
         # Called with the queue's lock held; get() then wakes a waiting put().
-        self.maxsize = READ_AHEAD
+        self.taken += 1
+        if self.taken == 2:
+            self.maxsize = READ_AHEAD
         return super()._get()
 
 

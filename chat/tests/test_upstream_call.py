@@ -49,13 +49,17 @@ def test_before_the_relay_takes_anything_the_reader_stays_a_few_items_ahead():
     call.cancel()
 
 
-def test_once_the_relay_reads_the_reader_may_run_further_ahead():
+def test_once_the_first_item_is_relayed_the_reader_may_run_further_ahead():
     client = FakeClient(500)
     call = start(client)
     assert call.items.get(timeout=2) == ("item", StreamDelta("t0 ", ""))
+    settle(lambda: call.items.full())
+    time.sleep(0.05)
+    assert call.items.qsize() == FIRST_READ_AHEAD  # still short while the first is written
+    assert call.items.get(timeout=2) == ("item", StreamDelta("t1 ", ""))
     settle(lambda: call.items.qsize() >= READ_AHEAD)
     assert call.items.qsize() == READ_AHEAD
-    assert client.pulled <= READ_AHEAD + 2
+    assert client.pulled <= READ_AHEAD + 3
     call.cancel()
 
 
