@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -50,18 +51,17 @@ HEARTBEAT_SECONDS = 10.0  # touch the placeholder so the sweep knows this stream
 STALE_AFTER_SECONDS = 60.0  # a streaming row untouched this long belonged to a dead worker
 PING_SECONDS = 15.0
 STOP_CHECK_SECONDS = 0.25
-# How many items the upstream reader may parse ahead of the relay: one until the first
-# has been relayed, so a fast upstream cannot keep the reader parsing (and holding the
-# GIL) while the request thread saves the message and writes the first token (with a
-# zero-delay model the whole answer used to be parsed first: docs/performance.md);
-# then many, so a long answer costs few thread switches.
+# How many items the upstream reader may parse ahead of the relay until the first one
+# has been written to the browser: one, so a fast upstream cannot keep the reader
+# parsing (and holding the GIL) while the request thread saves the message and writes
+# the first token (with a zero-delay model the whole answer used to be parsed first:
+# docs/performance.md). After that, no limit: a bound would cost a thread switch per
+# token once reached (the answer is capped by the client's max_response_bytes anyway).
 FIRST_READ_AHEAD = 1
-READ_AHEAD = 64
 
 
 class _ReadAheadQueue(queue.Queue):
-    """A queue bounded at FIRST_READ_AHEAD until the relay asks for its second item (the
-    first is written to the browser by then), then at READ_AHEAD."""
+    """Bounded at FIRST_READ_AHEAD until the relay asks for its second item, then not."""
 
     def __init__(self) -> None:
         super().__init__(maxsize=FIRST_READ_AHEAD)
@@ -71,7 +71,8 @@ class _ReadAheadQueue(queue.Queue):
         # Called with the queue's lock held; get() then wakes a waiting put().
         self.taken += 1
         if self.taken == 2:
-            self.maxsize = READ_AHEAD
+            # No bound from now on; not 0, which would strand a put() already waiting.
+            self.maxsize = sys.maxsize
         return super()._get()
 
 
