@@ -83,14 +83,14 @@ def main() -> None:
     args = parse_args(
         __doc__.splitlines()[0],
         lambda p: (
-            p.add_argument("--samples", type=int, default=50),
+            p.add_argument("--samples", type=int, default=200),
             p.add_argument("--workers", type=int, default=None, help="WEB_CONCURRENCY"),
             p.add_argument("--threads", type=int, default=None, help="GUNICORN_THREADS"),
             p.add_argument("--note", default="", help="a sentence added to the notes"),
         ),
     )
     samples = 5 if args.smoke else args.samples
-    long_samples = 3 if args.smoke else max(5, samples // 2)
+    long_samples = 3 if args.smoke else max(5, samples // 4)
     warmup = 4 if args.smoke else 10
     text = "Explain briefly why the sky is blue, in plain words please."
 
