@@ -4,7 +4,7 @@ Compiling a queryset costs the ORM 0.15-0.3 ms per lookup, several times what th
 itself costs on SQLite; the session, the signed-in user and the chat are looked up on
 every chat request, before the upstream is asked (docs/performance.md). ``ModelColumns``
 writes a model's column list once and turns a row back into an instance with the very
-converters the ORM applies (dates, booleans, JSON, our compressed and encrypted fields),
+converters the ORM applies (dates, booleans, UUIDs, JSON, our compressed text field),
 so an instance read here equals one from ``Model.objects.get()``, on SQLite and
 PostgreSQL alike (``config/tests/test_rows.py``).
 """
