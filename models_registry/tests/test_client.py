@@ -556,16 +556,19 @@ def test_system_models_reach_their_server_through_the_environments_proxy(stub, m
     call (a changed variable counts at once, although the reading is cached)."""
     body = sse('{"choices":[{"delta":{"content":"via proxy"}}]}', "[DONE]")
     stub.reply(200, body, "text/event-stream")
+    with socket.socket() as unused:  # nothing listens there: reached directly, it refuses
+        unused.bind(("127.0.0.1", 0))
+        target = f"http://127.0.0.1:{unused.getsockname()[1]}/v1"
     monkeypatch.setenv("HTTP_PROXY", stub.base_url.removesuffix("/v1"))
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    client = UpstreamClient("http://models.example.invalid/v1", KEY, session=requests.Session())
+    client = UpstreamClient(target, KEY, session=requests.Session())
     items = list(client.stream(model="m", messages=MESSAGES))
     assert items[0] == StreamDelta("via proxy", "")
-    assert stub.paths == ["http://models.example.invalid/v1/chat/completions"]
+    assert stub.paths == [f"{target}/chat/completions"]
 
-    monkeypatch.setenv("NO_PROXY", "models.example.invalid")
-    with pytest.raises(UpstreamError) as caught:  # now direct: the name does not resolve
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with pytest.raises(UpstreamError) as caught:  # now direct, to the closed port
         list(client.stream(model="m", messages=MESSAGES))
     assert caught.value.kind == ErrorKind.UNREACHABLE
     assert len(stub.paths) == 1
