@@ -6,11 +6,13 @@ from the shared cache and invalidated when the row is saved (see `config.signals
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from config.models import SINGLETON_PK, SystemSetting
 
@@ -19,14 +21,44 @@ if TYPE_CHECKING:
 
 SYSTEM_SETTING_CACHE_KEY = "system-setting:v1"
 
+# The row as this request first read it (set by SystemSettingPerRequestMiddleware): the
+# send path used to read the cache three times before the first token, a page up to
+# four. None outside a request (commands, streamed bodies): every call reads the cache.
+_read_in_this_request: ContextVar[list[SystemSetting] | None] = ContextVar(
+    "system_setting_read_in_this_request", default=None
+)
+
 
 def get_system_setting() -> SystemSetting:
-    """The settings row, from the cache when possible; created with defaults if missing."""
+    """The settings row, from the cache when possible; created with defaults if missing.
+
+    Within a request, read once: the request sees one version of the settings. Treat the
+    row as read-only; change it with ``system_setting_update``.
+    """
+    memo = _read_in_this_request.get()
+    if memo:
+        return memo[0]
     setting = cache.get(SYSTEM_SETTING_CACHE_KEY)
     if setting is None:
         setting, _ = SystemSetting.objects.get_or_create(pk=SINGLETON_PK)
         cache.set(SYSTEM_SETTING_CACHE_KEY, setting, timeout=None)
+    if memo is not None:
+        memo.append(setting)
     return setting
+
+
+class SystemSettingPerRequestMiddleware:
+    """Lets ``get_system_setting`` read the shared cache once per request."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        token = _read_in_this_request.set([])
+        try:
+            return self.get_response(request)
+        finally:
+            _read_in_this_request.reset(token)
 
 
 def lock_system_setting() -> SystemSetting:
@@ -36,6 +68,9 @@ def lock_system_setting() -> SystemSetting:
 
 
 def invalidate_system_setting_cache() -> None:
+    memo = _read_in_this_request.get()
+    if memo:
+        memo.clear()  # the rest of this request reads the new row
     cache.delete(SYSTEM_SETTING_CACHE_KEY)
     # A reader between our save and the commit may have cached the old row again.
     transaction.on_commit(lambda: cache.delete(SYSTEM_SETTING_CACHE_KEY))

@@ -83,3 +83,68 @@ def test_admin_offers_no_add_and_no_delete(alice_client):
         == 403
     )
     assert SystemSetting.objects.count() == 1
+
+
+def in_a_request(view):
+    """Run ``view`` the way a request runs: inside SystemSettingPerRequestMiddleware."""
+    from config.services import SystemSettingPerRequestMiddleware
+
+    return SystemSettingPerRequestMiddleware(lambda request: view())(None)
+
+
+def counting_cache_reads(monkeypatch) -> list[str]:
+    from config import services
+
+    reads: list[str] = []
+    real_get = services.cache.get
+    monkeypatch.setattr(
+        services.cache, "get", lambda key, *args: reads.append(key) or real_get(key, *args)
+    )
+    return reads
+
+
+@pytest.mark.django_db
+def test_a_request_reads_the_settings_from_the_cache_once(monkeypatch):
+    get_system_setting()  # the row exists and is cached
+    reads = counting_cache_reads(monkeypatch)
+    seen = in_a_request(lambda: [get_system_setting() for _ in range(4)])
+    assert len(reads) == 1
+    assert all(setting is seen[0] for setting in seen)
+    get_system_setting()
+    get_system_setting()
+    assert len(reads) == 3  # outside a request every call reads the shared cache
+
+
+@pytest.mark.django_db
+def test_a_change_made_during_a_request_is_seen_by_the_rest_of_it():
+    from config.services import system_setting_update
+
+    def view():
+        setting = SystemSetting.objects.get()
+        assert get_system_setting().site_name != "Renamed"
+        setting.site_name = "Renamed"
+        system_setting_update(setting=setting, changed_fields=["site_name"], actor=None)
+        return get_system_setting().site_name
+
+    assert in_a_request(view) == "Renamed"
+
+
+@pytest.mark.django_db
+def test_another_process_changing_the_settings_is_seen_by_the_next_request():
+    from django.core.cache import cache
+
+    from config.services import SYSTEM_SETTING_CACHE_KEY
+
+    assert in_a_request(lambda: get_system_setting().max_message_chars) != 1234
+    SystemSetting.objects.update(max_message_chars=1234)  # as another process would
+    cache.delete(SYSTEM_SETTING_CACHE_KEY)
+    assert in_a_request(lambda: get_system_setting().max_message_chars) == 1234
+
+
+@pytest.mark.django_db
+def test_a_signed_in_page_reads_the_settings_once(bob_client, monkeypatch):
+    from config.services import SYSTEM_SETTING_CACHE_KEY
+
+    reads = counting_cache_reads(monkeypatch)
+    assert bob_client.get("/").status_code == 200
+    assert reads.count(SYSTEM_SETTING_CACHE_KEY) == 1
