@@ -7,8 +7,9 @@ SQLite file and file cache, and an environment stripped of the developer's Parle
 settings, started in its own process group and stopped with SIGTERM to that group.
 `Upstream` is `models_registry.mock_llm` in a subprocess (so its threads never share a
 GIL with the load generator), optionally with a random delay and length per answer.
-The ideas are those of `chat/tests/live.py`, copied small so the benchmarks need no
-pytest (`make bench` installs only the runtime requirements).
+The end-to-end tests' server (`chat/tests/live.py`) is built on the same pieces
+(`LiveServer`, `clean_env`, `collect_static`, `csrf_token`, `sse_events`): they live
+here, free of pytest, because `make bench` installs only the runtime requirements.
 """
 
 from __future__ import annotations
@@ -68,25 +69,34 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def collect_static(static_root: Path) -> None:
+    """`collectstatic` into ``static_root`` (whitenoise's manifest storage needs it)."""
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=clean_env(
+            STATIC_ROOT=str(static_root), DATA_DIR=str(static_root.parent / "collectstatic-data")
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"collectstatic failed:\n{result.stdout}\n{result.stderr}")
+
+
 def static_root() -> Path:
     """The current static files, collected once per process into a temporary directory."""
     global _static_root
     if _static_root is None:
         base = Path(tempfile.mkdtemp(prefix="parley-bench-static-"))
-        root = base / "static"
-        result = subprocess.run(
-            [str(VENV_BIN / "python"), "manage.py", "collectstatic", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env=clean_env(STATIC_ROOT=str(root), DATA_DIR=str(base / "data")),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if result.returncode != 0:
+        try:
+            collect_static(base / "static")
+        except BaseException:
             shutil.rmtree(base, ignore_errors=True)
-            raise RuntimeError(f"collectstatic failed:\n{result.stdout}\n{result.stderr}")
+            raise
         atexit.register(shutil.rmtree, base, ignore_errors=True)
-        _static_root = root
+        _static_root = base / "static"
     return _static_root
 
 
@@ -245,8 +255,93 @@ print(json.dumps({{"models": ids, "chats": chats}}))
 """
 
 
+class LiveServer:
+    """What a live Parley offers its callers: stop it, read its log, run `manage.py`,
+    read its database, log in. Used by ``Parley`` here and by the end-to-end tests'
+    ``LiveParley``; each provides ``process``, ``env``, ``data_dir``, ``log_path`` and
+    ``url()``."""
+
+    process: subprocess.Popen | None
+    env: dict[str, str]
+    data_dir: Path
+    log_path: Path
+    stop_timeout: float = 35  # gunicorn's graceful timeout is 30 s
+
+    def url(self, path: str) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def count_in_log(self, needle: str) -> int:
+        return self.log_text().count(needle)
+
+    def manage(self, *args: str, timeout: float = 120) -> str:
+        result = subprocess.run(
+            [str(VENV_BIN / "python"), "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"manage.py {' '.join(args[:1])} failed:\n{result.stdout}\n{result.stderr}"
+            )
+        return result.stdout
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "db.sqlite3"
+
+    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        """Read the live database from this process, as any other reader would."""
+        db = sqlite3.connect(self.db_path, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            return db.execute(sql, params).fetchall()
+        finally:
+            db.close()
+
+    def login(self, username: str, password: str = PASSWORD) -> requests.Session:
+        """A keep-alive session logged in through the log-in form, CSRF token and all."""
+        http = requests.Session()
+        page = http.get(self.url("/accounts/login/"), timeout=30)
+        page.raise_for_status()
+        reply = http.post(
+            self.url("/accounts/login/"),
+            data={
+                "csrfmiddlewaretoken": csrf_token(page.text),
+                "username": username,
+                "password": password,
+            },
+            headers={"Referer": self.url("/accounts/login/")},
+            allow_redirects=False,
+            timeout=30,
+        )
+        if reply.status_code != 302:
+            raise RuntimeError(f"log-in as {username} failed ({reply.status_code})")
+        return http
+
+
 @dataclass
-class Parley:
+class Parley(LiveServer):
     """One server; ``start()`` returns the seconds from launch to /healthz 200."""
 
     workers: int | None = None  # WEB_CONCURRENCY; None: gunicorn.conf.py's default
@@ -331,15 +426,6 @@ class Parley:
             time.sleep(0.05)
         raise RuntimeError(f"gunicorn did not run {self.workers} workers:\n{self.log_tail()}")
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=35)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
     def cleanup(self) -> None:
         self.stop()
         if not self.keep_base:
@@ -385,32 +471,7 @@ class Parley:
     def rss_of(pid: int) -> int:
         return rss_bytes([pid])
 
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def count_in_log(self, needle: str) -> int:
-        return self.log_text().count(needle)
-
     # --- manage.py and the database ---
-
-    def manage(self, *args: str, timeout: float = 120) -> str:
-        result = subprocess.run(
-            [str(VENV_BIN / "python"), "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
-        return result.stdout
 
     def setup(
         self,
@@ -432,39 +493,7 @@ class Parley:
         output = self.manage("shell", "--no-imports", "-c", code).strip().splitlines()
         return json.loads(output[-1])
 
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / "db.sqlite3"
-
-    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        db = sqlite3.connect(self.db_path, timeout=30)
-        db.row_factory = sqlite3.Row
-        try:
-            return db.execute(sql, params).fetchall()
-        finally:
-            db.close()
-
     # --- HTTP ---
-
-    def login(self, username: str, password: str = PASSWORD) -> requests.Session:
-        """A keep-alive session logged in through the log-in form, CSRF token and all."""
-        http = requests.Session()
-        page = http.get(self.url("/accounts/login/"), timeout=30)
-        page.raise_for_status()
-        reply = http.post(
-            self.url("/accounts/login/"),
-            data={
-                "csrfmiddlewaretoken": csrf_token(page.text),
-                "username": username,
-                "password": password,
-            },
-            headers={"Referer": self.url("/accounts/login/")},
-            allow_redirects=False,
-            timeout=30,
-        )
-        if reply.status_code != 302:
-            raise RuntimeError(f"log-in as {username} failed ({reply.status_code})")
-        return http
 
     def send(
         self, http: requests.Session, chat_id: int, text: str, *, timeout: float = 60
@@ -494,7 +523,7 @@ def sse_events(response: requests.Response) -> Iterator[tuple[str, dict]]:
     """(event, data) pairs as they arrive; comments (`: ping`) are skipped."""
     buffer = b""
     for chunk in response.iter_content(chunk_size=None):
-        buffer += chunk
+        buffer += chunk.replace(b"\r\n", b"\n")
         while b"\n\n" in buffer:
             block, buffer = buffer.split(b"\n\n", 1)
             name, data = "message", []

@@ -2,10 +2,12 @@
 
 `LiveParley` is one server: gthread with two worker processes (so Stop, the cache and
 the database are shared the way production shares them), its own DATA_DIR with a fresh
-SQLite file, and an environment stripped of the developer's PARLEY_/DATABASE_/CACHE_/
-SECRET_ variables. It migrates, runs the start-up sweep and serves, exactly as the
-container does. Users and models are created with `manage.py shell` subprocesses; the
-database is read with the `sqlite3` module, as any other process would read it.
+SQLite file, and an environment stripped of the developer's Parley, Django, database,
+cache and gunicorn settings. It migrates, runs the start-up sweep and serves, exactly as
+the container does. Users and models are created with `manage.py shell` subprocesses;
+the database is read with the `sqlite3` module, as any other process would read it.
+What it shares with the benchmarks' server (stopping, logs, `manage.py`, the database,
+log-in, server-sent events) is `bench._live.LiveServer` and the functions beside it.
 
 The fixtures that start one per test module are in `chat/tests/conftest.py`.
 """
@@ -14,16 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import socket
 import socketserver
-import sqlite3
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,12 +29,30 @@ from typing import Any
 import pytest
 import requests
 
+from bench._live import (  # the live-server pieces the benchmarks use too
+    PASSWORD,
+    ROOT,
+    LiveServer,
+    clean_env,
+    collect_static,
+    csrf_token,
+    free_port,
+    sse_events,
+)
 from chat.fields import unpack_text
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-PASSWORD = "a-long-live-test-passphrase-42"
-STRIPPED_PREFIXES = ("PARLEY_", "DJANGO_", "DATABASE_", "CACHE_", "SECRET_")
+__all__ = [
+    "ONLY_IN_SQLITE_PASS",
+    "PASSWORD",
+    "ROOT",
+    "LiveParley",
+    "ScriptedUpstream",
+    "client_socket",
+    "collect_static",
+    "csrf_token",
+    "sse_events",
+    "start_live_parley",
+]
 
 # The PostgreSQL pass of `make test` sets this: these tests exercise the server and the
 # pages, not the database backend, so they run once, in the SQLite pass.
@@ -46,43 +61,9 @@ ONLY_IN_SQLITE_PASS = pytest.mark.skipif(
     reason="live-server tests run in the SQLite pass only (PARLEY_TEST_DATABASE_URL is set)",
 )
 
-_CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without Parley's own settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_PREFIXES)}
-    for name in ("DATA_DIR", "DEBUG", "STATIC_ROOT", "ALLOWED_HOSTS", "HOST", "PORT"):
-        env.pop(name, None)
-    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
-    env.update(extra)
-    return env
-
-
-def collect_static(static_root: Path) -> None:
-    """`collectstatic` into ``static_root`` (whitenoise's manifest storage needs it)."""
-    result = subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", "collectstatic", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=clean_env(
-            STATIC_ROOT=str(static_root), DATA_DIR=str(static_root.parent / "collectstatic-data")
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"collectstatic failed:\n{result.stdout}\n{result.stderr}")
-
 
 @dataclass
-class LiveParley:
+class LiveParley(LiveServer):
     port: int
     data_dir: Path
     env: dict[str, str]
@@ -112,22 +93,6 @@ class LiveParley:
             )
         self.wait_healthy(seconds=90)
         self.wait_for_workers(2)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
     def wait_healthy(self, seconds: float = 30) -> None:
         deadline = time.monotonic() + seconds
@@ -204,38 +169,10 @@ class LiveParley:
 
     # --- manage.py and the database -----------------------------------------------------
 
-    def manage(self, *args: str, timeout: float = 120) -> str:
-        result = subprocess.run(
-            [str(VENV_BIN / "python"), "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"manage.py {' '.join(args[:1])} failed:\n{result.stdout}\n{result.stderr}"
-            )
-        return result.stdout
-
     def shell(self, code: str) -> Any:
         """Run ``code`` in `manage.py shell`; it ends by printing one JSON value, returned."""
         output = self.manage("shell", "--no-imports", "-c", code).strip().splitlines()
         return json.loads(output[-1]) if output else None
-
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / "db.sqlite3"
-
-    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        """Read the live database from this process, as any other reader would."""
-        db = sqlite3.connect(self.db_path, timeout=10)
-        db.row_factory = sqlite3.Row
-        try:
-            return db.execute(sql, params).fetchall()
-        finally:
-            db.close()
 
     _MESSAGES_SQL = (
         "SELECT id, session_id, role, content, status, error, client_id FROM chat_message"
@@ -274,26 +211,6 @@ class LiveParley:
             f"not {sorted(statuses)}, after {seconds} s"
         )
 
-    # --- HTTP -----------------------------------------------------------------------------
-
-    def login(self, username: str, password: str = PASSWORD) -> requests.Session:
-        """A `requests` session logged in through the log-in form, CSRF token and all."""
-        http = requests.Session()
-        page = http.get(self.url("/accounts/login/"), timeout=10)
-        reply = http.post(
-            self.url("/accounts/login/"),
-            data={
-                "csrfmiddlewaretoken": csrf_token(page.text),
-                "username": username,
-                "password": password,
-            },
-            headers={"Referer": self.url("/accounts/login/")},
-            allow_redirects=False,
-            timeout=10,
-        )
-        assert reply.status_code == 302, f"log-in as {username} failed ({reply.status_code})"
-        return http
-
 
 def start_live_parley(base: Path, static_root: Path, **env: str) -> LiveParley:
     port = free_port()
@@ -325,32 +242,6 @@ def start_live_parley(base: Path, static_root: Path, **env: str) -> LiveParley:
         server.stop()
         raise
     return server
-
-
-def csrf_token(html: str) -> str:
-    match = _CSRF_FIELD.search(html)
-    assert match, "the page has no CSRF token"
-    return match[1]
-
-
-# --- server-sent events ------------------------------------------------------------------
-
-
-def sse_events(response: requests.Response) -> Iterator[tuple[str, dict]]:
-    """(event, data) pairs as they arrive; comments (`: ping`) are skipped."""
-    buffer = b""
-    for chunk in response.iter_content(chunk_size=None):
-        buffer += chunk.replace(b"\r\n", b"\n")
-        while b"\n\n" in buffer:
-            block, buffer = buffer.split(b"\n\n", 1)
-            name, data = "message", []
-            for line in block.decode().split("\n"):
-                if line.startswith("event:"):
-                    name = line[6:].strip()
-                elif line.startswith("data:"):
-                    data.append(line[5:].removeprefix(" "))
-            if data:
-                yield name, json.loads("\n".join(data))
 
 
 def client_socket(response: requests.Response) -> socket.socket:
