@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chat.compression import CompressionProgress, compress_stored_messages
-from config.i18n import TranslatedHelpCommand
+from chat.management.batches import BatchCommand
 
 
 def _size(count: int) -> str:
@@ -20,7 +19,7 @@ def _size(count: int) -> str:
     return f"{count:.1f} GiB"
 
 
-class Command(TranslatedHelpCommand):
+class Command(BatchCommand):
     help = gettext_lazy(
         "Compress the content and reasoning of existing messages that are stored plain and "
         "whose UTF-8 is longer than the compression threshold in the system settings, when "
@@ -30,22 +29,10 @@ class Command(TranslatedHelpCommand):
         "lowering the threshold. Safe to repeat."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--batch-size",
-            type=int,
-            default=500,
-            help=gettext_lazy("messages per batch (default %(default)s)"),
-        )
-        parser.add_argument(
-            "--dry-run",
-            action="store_true",
-            help=gettext_lazy("report what would be compressed, write nothing"),
-        )
+    dry_run_help = gettext_lazy("report what would be compressed, write nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["batch_size"] < 1:
-            raise CommandError(_("--batch-size must be at least 1."))
+        batch_size = self.batch_size(options)
         dry_run = options["dry_run"]
         verb = "would compress" if dry_run else "compressed"
 
@@ -56,9 +43,7 @@ class Command(TranslatedHelpCommand):
                 f"{_size(batch.bytes_before)} -> {_size(batch.bytes_after)}"
             )
 
-        total = compress_stored_messages(
-            batch_size=options["batch_size"], dry_run=dry_run, on_batch=report
-        )
+        total = compress_stored_messages(batch_size=batch_size, dry_run=dry_run, on_batch=report)
         saved = 1 - total.bytes_after / total.bytes_before if total.bytes_before else 0.0
         counts = {
             "rows": total.rows_rewritten,

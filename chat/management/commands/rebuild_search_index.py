@@ -5,18 +5,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 from django.db.models import Max
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chat import search
+from chat.management.batches import BatchCommand
 from chat.models import Message, MessageStatus
-from config.i18n import TranslatedHelpCommand
 
 
-class Command(TranslatedHelpCommand):
+class Command(BatchCommand):
     help = gettext_lazy(
         "Rebuild the message search index (chat/search.py) from the messages table. First "
         "empties the index in one transaction; then walks every message by id in batches "
@@ -29,23 +28,10 @@ class Command(TranslatedHelpCommand):
         "searches miss messages they should find, or after the logs report a failed purge."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--batch-size",
-            type=int,
-            default=500,
-            help=gettext_lazy("messages per batch (default %(default)s)"),
-        )
-        parser.add_argument(
-            "--dry-run",
-            action="store_true",
-            help=gettext_lazy("count what would be indexed, change nothing"),
-        )
+    dry_run_help = gettext_lazy("count what would be indexed, change nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        batch_size = options["batch_size"]
-        if batch_size < 1:
-            raise CommandError(_("--batch-size must be at least 1."))
+        batch_size = self.batch_size(options)
         started = time.monotonic()
         if options["dry_run"]:
             total = Message.objects.count()
