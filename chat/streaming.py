@@ -58,6 +58,8 @@ STOP_CHECK_SECONDS = 0.25
 # docs/performance.md). After that, no limit: a bound would cost a thread switch per
 # token once reached (the answer is capped by the client's max_response_bytes anyway).
 FIRST_READ_AHEAD = 1
+STOP_FLAG_TTL = 600
+UNEXPECTED_ERROR = gettext_lazy("Parley hit an unexpected error while reading the answer.")
 
 
 class _ReadAheadQueue(queue.Queue):
@@ -74,10 +76,6 @@ class _ReadAheadQueue(queue.Queue):
             # No bound from now on; not 0, which would strand a put() already waiting.
             self.maxsize = sys.maxsize
         return super()._get()
-
-
-STOP_FLAG_TTL = 600
-UNEXPECTED_ERROR = gettext_lazy("Parley hit an unexpected error while reading the answer.")
 
 
 def _stop_key(message_id: int) -> str:
@@ -140,7 +138,7 @@ class UpstreamCall:
         self._cancelled.set()
 
     def _put(self, kind: str, payload: object) -> bool:
-        """Hand one item over, waiting while the relay is behind (see READ_AHEAD); False
+        """Hand one item over, waiting while the relay is behind (FIRST_READ_AHEAD); False
         once the call is cancelled (nobody will take it)."""
         while not self._cancelled.is_set():
             try:
