@@ -16,8 +16,6 @@ from django.db import router
 
 from config.rows import ModelColumns, fetch_one, is_storable_id
 
-PARLEY_BACKEND = "accounts.backends.UserBackend"  # its path, as sessions store it
-
 
 @functools.cache
 def _columns() -> tuple[ModelColumns, str]:
@@ -36,3 +34,7 @@ class UserBackend(ModelBackend):
         row = fetch_one(sql, [user_id], using=using)
         user = columns.instance(row, using=using) if row is not None else None
         return user if user is not None and self.user_can_authenticate(user) else None
+
+
+# The backend's dotted path, as settings name it and sessions store it.
+PARLEY_BACKEND = f"{UserBackend.__module__}.{UserBackend.__qualname__}"

@@ -24,7 +24,6 @@ from config.services import get_system_setting
 
 if TYPE_CHECKING:
     from accounts.models import User
-    from config.models import SystemSetting
     from models_registry.models import ModelConfig
 
 ACCOUNT_DAYS = 30
@@ -145,14 +144,13 @@ class QuotaExceeded(Exception):
         ) % {"limit": number_format(self.limit, force_grouping=True)}
 
 
-def check_token_quota(user: User, *, setting: SystemSetting | None = None) -> None:
+def check_token_quota(user: User) -> None:
     """Raise QuotaExceeded when a daily quota is set and `user` has reached it today.
 
     The quota is checked before a request, so the request that crosses it is still
-    answered in full; the next one is refused. ``setting``: the settings row when the
-    caller has just read it.
+    answered in full; the next one is refused.
     """
-    limit = (setting or get_system_setting()).daily_token_quota
+    limit = get_system_setting().daily_token_quota
     if not limit:
         return
     used = tokens_used_today(user)

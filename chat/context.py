@@ -20,6 +20,7 @@ from chat.fields import EMPTY, unpack_text
 from chat.models import MessageRole, MessageStatus
 from chat.tokens import REPLY_PRIMING, count_message_tokens
 from chat.window import context_budget, select_window
+from config.rows import MAX_ID
 
 if TYPE_CHECKING:
     from chat.models import ChatSession
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 # large window (many short messages) still needs only a handful of queries.
 FIRST_BATCH = 64
 MAX_BATCH = 8192
-NO_UPPER_BOUND = 2**63 - 1  # ids are 64-bit: the first batch starts at the newest
 PENDING_ID = 0  # stands for the message not saved yet; real ids start at 1
 
 # Only finished text is history: a stopped answer keeps its partial text and is still
@@ -75,7 +75,7 @@ def _newest_first(
     """
     sql = BATCH_COUNTS_SQL if stored is None else BATCH_WITH_TEXT_SQL
     fixed = [session.pk, *SENDABLE_STATUSES, *SENDABLE_ROLES, connection.Database.Binary(EMPTY)]
-    upper = before_id if before_id is not None else NO_UPPER_BOUND
+    upper = before_id if before_id is not None else MAX_ID  # the first batch: the newest
     limit = FIRST_BATCH
     while True:
         with connection.cursor() as cursor:

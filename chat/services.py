@@ -109,11 +109,11 @@ def chat_exported(*, session: ChatSession, actor: User, fmt: str, request: HttpR
 def check_rate_limit(user: User) -> None:
     """Messages per minute per user, counted in the shared cache (so across processes), then
     the daily token quota; every send path (new chat, send, regenerate, edit) calls this."""
-    setting = get_system_setting()
-    if setting.messages_per_minute:
-        _check_messages_per_minute(user, setting.messages_per_minute)
+    limit = get_system_setting().messages_per_minute
+    if limit:
+        _check_messages_per_minute(user, limit)
     try:
-        check_token_quota(user, setting=setting)
+        check_token_quota(user)
     except QuotaExceeded as exceeded:
         raise ChatRejected(str(exceeded), status=429) from None
 
